@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Create .venv at the repo root and install the pinned, measured-working stack.
+#
+# Why a script and not a requirements file: mmcv 2.1.0 (the newest mmcv that mmdet 3.3 / mmseg 1.2
+# accept) has no wheel for torch 2.14 on the registry, so it is built from the sdist with its ops,
+# which needs three fixes (setuptools<82 for pkg_resources, --no-build-isolation so it sees torch,
+# and -std=c++20 because torch 2.14 headers refuse C++17). The build takes ~22 min on 2 cores, so
+# the wheel is cached in ~/.cache/iformer-mm/wheels and a prebuilt wheel on PIP_FIND_LINKS is used.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+CACHE="${IFORMER_MM_WHEEL_CACHE:-$HOME/.cache/iformer-mm/wheels}"
+MMCV_VERSION=2.1.0
+
+log() { printf '[install] %s\n' "$*"; }
+
+[ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
+PIP=("$VENV/bin/python" -m pip)
+mkdir -p "$CACHE"
+# The wheel cache is always searched; PIP_FIND_LINKS (e.g. ../shared/wheels from .ci/run) too.
+export PIP_FIND_LINKS="${PIP_FIND_LINKS:+$PIP_FIND_LINKS }$CACHE /opt/wheels"
+
+log "base tools"
+"${PIP[@]}" install -q --upgrade pip "setuptools<82" wheel ninja
+log "torch 2.14.1 + torchvision 0.29.1"
+"${PIP[@]}" install -q "torch==2.14.1" "torchvision==0.29.1"
+
+log "mmengine and mmcv's runtime dependencies"
+"${PIP[@]}" install -q "mmengine==0.10.7" addict packaging pyyaml yapf opencv-python Pillow numpy
+
+mmcv_has_ops() { "$VENV/bin/python" -c "import mmcv, mmcv._ext; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; }
+
+if ! mmcv_has_ops; then
+  # A wheel on the find-links (cache or shared) is preferred; --no-index keeps pip from the sdist.
+  if "${PIP[@]}" install -q --no-deps --no-index "mmcv==$MMCV_VERSION" 2>/dev/null && mmcv_has_ops; then
+    log "mmcv $MMCV_VERSION installed from a prebuilt wheel"
+  else
+    log "building mmcv $MMCV_VERSION with ops from source (~22 min on 2 cores)"
+    "${PIP[@]}" uninstall -q -y mmcv 2>/dev/null || true
+    BUILD="$(mktemp -d)"
+    trap 'rm -rf "$BUILD"' EXIT
+    "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation -d "$BUILD" "mmcv==$MMCV_VERSION"
+    tar -xzf "$BUILD"/mmcv-$MMCV_VERSION.tar.gz -C "$BUILD"
+    SRC="$BUILD/mmcv-$MMCV_VERSION"
+    # torch >= 2.10 headers need C++20; mmcv hard-codes -std=c++14 / -std=c++17.
+    if "$VENV/bin/python" -c "import sys, torch; v=tuple(int(p) for p in torch.__version__.split('+')[0].split('.')[:2]); sys.exit(0 if v >= (2, 10) else 1)"; then
+      sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
+    fi
+    (cd "$SRC" && MMCV_WITH_OPS=1 MAX_JOBS="$(nproc)" "$VENV/bin/python" -m pip wheel -q \
+        --no-build-isolation --no-deps -w "$CACHE" .)
+    "${PIP[@]}" install -q --no-deps "$CACHE/mmcv-$MMCV_VERSION"-*.whl
+  fi
+fi
+mmcv_has_ops || { echo "[install] ERROR: mmcv $MMCV_VERSION is installed without compiled ops (mmcv._ext missing)" >&2; exit 1; }
+
+log "OpenMMLab toolboxes, timm, export tools"
+"${PIP[@]}" install -q "mmcv==$MMCV_VERSION" "mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2" \
+    "mmpretrain==1.2.0" "timm>=1.0.31" "coremltools==9.0" onnx onnxruntime ftfy regex pycocotools \
+    "setuptools<82" pytest matplotlib
+log "iformer-mm (editable)"
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+mmcv_has_ops || { echo "[install] ERROR: mmcv lost its ops during install" >&2; exit 1; }
+"$VENV/bin/python" - <<'PY'
+import mmcv, mmdet, mmseg, mmpretrain, mmengine, torch, torchvision, timm
+print('[install] ok: torch', torch.__version__, 'torchvision', torchvision.__version__, 'mmengine', mmengine.__version__,
+      'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__,
+      'mmpretrain', mmpretrain.__version__, 'timm', timm.__version__)
+PY
