@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import pickle
 from typing import Iterator, List
 
 import numpy as np
@@ -35,10 +36,32 @@ def _numpy_globals() -> List[object]:
     return entries
 
 
-def mmengine_checkpoint_globals() -> List[object]:
-    """Types found in checkpoints written by the mmengine 0.10 runner (measured, see tests)."""
+_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_method(obj: object, name: str) -> object:
+    """Stands in for ``getattr`` while unpickling: only HistoryBuffer's statistics methods.
+
+    mmengine's ``HistoryBuffer`` pickles its ``statistics_methods`` dict, whose values are the
+    functions ``HistoryBuffer.min/max/current/mean``, stored as ``getattr(HistoryBuffer, 'min')``.
+    Allowlisting the real ``getattr`` would let a file reach any attribute, so this narrower
+    function is registered under that name instead.
+    """
     from mmengine.logging.history_buffer import HistoryBuffer
-    return _numpy_globals() + [HistoryBuffer]
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_STATISTICS:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) while '
+        f'loading a checkpoint: only HistoryBuffer.{_HISTORY_BUFFER_STATISTICS} are allowed')
+
+
+def mmengine_checkpoint_globals() -> List[object]:
+    """Types in checkpoints written by the mmengine 0.10 runner, measured with
+    ``torch.serialization.get_unsafe_globals_in_checkpoint`` (see tests/test_safe_globals.py)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    return _numpy_globals() + [HistoryBuffer,
+                               (_history_buffer_method, 'builtins.getattr'),
+                               (_history_buffer_method, '__builtin__.getattr')]
 
 
 def release_file_globals() -> List[object]:

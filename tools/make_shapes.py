@@ -10,12 +10,33 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
-if importlib.util.find_spec('iformer_mm') is None:  # running from a checkout without install
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iformer_mm.datasets import synthetic  # noqa: E402
+def load_synthetic() -> ModuleType:
+    """Load ``iformer_mm/datasets/synthetic.py`` without running ``iformer_mm/__init__``.
+
+    Why: the package ``__init__`` imports torch and fills the OpenMMLab registries (~3 s),
+    which writing images does not need; ``synthetic`` itself needs only numpy and PIL.
+    ``find_spec`` locates the package without executing it. The repo root is put on
+    ``sys.path`` only when ``iformer_mm`` is not importable (a checkout without install).
+    """
+    spec = importlib.util.find_spec('iformer_mm')
+    if spec is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        spec = importlib.util.find_spec('iformer_mm')
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit('make_shapes.py: error: cannot find the iformer_mm package')
+    path = Path(list(spec.submodule_search_locations)[0], 'datasets', 'synthetic.py')
+    module_spec = importlib.util.spec_from_file_location('iformer_mm_synthetic', path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+synthetic = load_synthetic()
 
 #: CLI task -> (module task key, subfolder of --out, generator, default size)
 TASKS: Dict[str, tuple] = {
@@ -59,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('task', choices=[*TASKS, 'all'], help='which dataset(s) to write')
     parser.add_argument('--out', default='data/shapes',
-                        help='parent folder; each task writes its own subfolder (default: %(default)s)')
+                        help='parent folder; each task writes its own subfolder '
+                        '(default: %(default)s)')
     parser.add_argument('--num-train', type=int, default=None,
                         help='training images (per class for cls; default per task, see below)')
     parser.add_argument('--num-val', type=int, default=None,
@@ -103,8 +125,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{job['name']}: wrote {summary['root']} ({counts}; classes: "
                   f"{', '.join(summary['classes'])})")
     except (ValueError, OSError) as exc:
-        fail(str(exc))
+        fail(with_flag(str(exc)))
     return 0
+
+
+def with_flag(message: str) -> str:
+    """Prefix the CLI flag for a module argument name, so users know what to change."""
+    for name, flag in (('num_train', '--num-train'), ('num_val', '--num-val'),
+                       ('image_size', '--size'), ('seed', '--seed')):
+        if message.startswith(name):
+            return f'{flag}: {message}'
+    return message
 
 
 if __name__ == '__main__':

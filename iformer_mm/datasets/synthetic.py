@@ -60,7 +60,8 @@ Each function replaces only the entries it owns under ``root`` (listed above), a
 only if ``root`` holds the marker file ``.synthetic_shapes.json`` from an earlier run
 (or the entries do not exist yet), so it never deletes someone's real data. Output is
 built in a staging folder inside ``root`` and moved into place at the end: an error
-leaves no half-written dataset.
+leaves no half-written dataset. Each function returns a summary whose
+``summary['splits'][split]['dataset']`` is a ready dataset config (type, data_root, ...).
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -354,7 +355,8 @@ def _write_json(path: Path, obj: Any) -> None:
     _write_text(path, json.dumps(obj, separators=(',', ':'), ensure_ascii=True) + '\n')
 
 
-def _publish(root: Path, owned: Sequence[str], build: Callable[[Path], Dict[str, Any]]) -> Dict[str, Any]:
+def _publish(root: Path, owned: Sequence[str],
+             build: Callable[[Path], Dict[str, Any]]) -> Dict[str, Any]:
     """Build into a staging dir inside ``root`` then swap the owned entries into place.
 
     On any error the staging dir (and ``root`` itself, if this call created it and it is
@@ -480,8 +482,9 @@ def _segmentation_stats(segmentation: Any, size: int) -> Tuple[float, List[float
     return area, bbox
 
 
-def _coco_annotations(rng: np.random.Generator, objects: Sequence[Tuple[int, np.ndarray, np.ndarray]],
-                      size: int, image_id: int, first_ann_id: int) -> List[Dict[str, Any]]:
+def _coco_annotations(rng: np.random.Generator,
+                      objects: Sequence[Tuple[int, np.ndarray, np.ndarray]], size: int,
+                      image_id: int, first_ann_id: int) -> List[Dict[str, Any]]:
     """Polygons for fully visible objects, RLE of the visible part for occluded (or random) ones."""
     visible = _visible_masks([m for _, _, m in objects])
     anns = []

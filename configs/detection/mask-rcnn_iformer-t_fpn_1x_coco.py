@@ -1,0 +1,7 @@
+# Mask R-CNN 1x, iFormer-T backbone (windowed stage-2 attention, window 16).
+# Backbone init: iFormer_t.pth (ImageNet-1k, 74.1 top-1; no distilled T was released).
+_base_ = ['./_base_/mask-rcnn_iformer_fpn_1x_coco.py']
+
+model = dict(
+    backbone=dict(arch='t', init_cfg=dict(checkpoint='checkpoints/iFormer_t.pth')),
+    neck=dict(in_channels=[32, 64, 128, 256]))

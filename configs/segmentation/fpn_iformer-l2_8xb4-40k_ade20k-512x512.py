@@ -1,0 +1,7 @@
+# Semantic FPN 40k on ADE20K, iFormer-L2 backbone (windowed stage-2 attention, window 16).
+# Backbone init: iFormer_l2_distill.pth (distilled ImageNet-1k, 83.9 top-1; the only L2 release).
+_base_ = ['./_base_/fpn_iformer_8xb4-40k_ade20k-512x512.py']
+
+model = dict(
+    backbone=dict(arch='l2', init_cfg=dict(checkpoint='checkpoints/iFormer_l2_distill.pth')),
+    neck=dict(in_channels=[64, 128, 256, 512]))

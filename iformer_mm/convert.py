@@ -1,0 +1,135 @@
+"""Published iFormer checkpoints -> mm-format files (``tools/convert_official.py``).
+
+* Classification release files ``{'model': ..., 'args': Namespace, ...}`` become
+  ``{'state_dict': {'backbone.*', 'head.*'}, 'meta': {...}}``, loadable strictly into the
+  ``configs/classification`` models (``load_from`` / ``tools/test.py``).
+* Published detection / segmentation files (mmdet / mmseg ``state_dict`` with the published
+  backbone names under ``backbone.``) keep every key; only the backbone keys are renamed.
+
+Optimizer state, epoch counters and the pickled ``args`` are dropped: the output holds tensors
+and plain Python values only, so it loads with ``torch.load(weights_only=True)`` and no allowlist.
+"""
+from __future__ import annotations
+
+import argparse
+import numbers
+import os
+from typing import Any, Dict, Optional
+
+import torch
+
+from .checkpoint import (CheckpointError, StateDict, atomic_torch_save, describe_backbone_state,
+                         extract_backbone_state, guess_variant, is_official_backbone_key,
+                         official_to_mm, official_to_ours_key, safe_load)
+from .version import __version__
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars / Namespaces / tuples -> JSON-like Python values (for ``meta``)."""
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, argparse.Namespace):
+        value = vars(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, 'item') and getattr(value, 'ndim', None) == 0:  # numpy / torch 0-d
+        return _plain(value.item())
+    return str(value)
+
+
+def _check_tensors(state: Dict[str, Any], src: str, entry: str) -> None:
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not state or bad:
+        raise CheckpointError(f'{src}: {entry!r} is not a state_dict of tensors'
+                              + (f' (e.g. {bad[0]!r} is a {type(state[bad[0]]).__name__})'
+                                 if bad else ' (it is empty)'))
+
+
+def _check_variant(backbone: StateDict, arch: Optional[str], src: str) -> Optional[str]:
+    """Return the detected variant; raise if ``arch`` is given and differs."""
+    found = guess_variant(backbone)
+    if arch is None:
+        return found
+    from .models.backbones.iformer import normalize_arch_name
+    wanted = normalize_arch_name(arch)
+    if found != wanted:
+        dims, depths = describe_backbone_state(backbone)
+        seen = (f'iFormer-{found.upper()}' if found is not None
+                else f'no published variant (dims {dims}, depths {depths})')
+        raise CheckpointError(f'{src} looks like {seen}, not iFormer-{wanted.upper()} '
+                              f'(--arch {arch}); pass --arch {found or "<custom>"} or the right file')
+    return found
+
+
+def _classification(ckpt: dict, src: str, use_ema: bool) -> Dict[str, Any]:
+    entry = 'model_ema' if use_ema else 'model'
+    if not isinstance(ckpt.get(entry), dict):
+        have = ', '.join(k for k in ('model', 'model_ema') if isinstance(ckpt.get(k), dict))
+        raise CheckpointError(f'{src} has no {entry!r} weights (it has: {have or "neither"})')
+    state = ckpt[entry]
+    _check_tensors(state, src, entry)
+    mm = official_to_mm(state)
+    meta = {'format': 'published classification', 'weights': entry,
+            'distilled': any(k.startswith('head.classifier_dist.') for k in mm)}
+    if 'epoch' in ckpt:
+        meta['source_epoch'] = _plain(ckpt['epoch'])
+    if 'args' in ckpt:
+        meta['source_args'] = _plain(ckpt['args'])
+    return {'state_dict': mm, 'meta': meta}
+
+
+def _dense(ckpt: dict, src: str) -> Dict[str, Any]:
+    state = ckpt['state_dict']
+    _check_tensors(state, src, 'state_dict')
+    renamed, count = {}, 0
+    for key, value in state.items():
+        bare = key[len('backbone.'):] if key.startswith('backbone.') else None
+        if bare is not None and is_official_backbone_key(bare):
+            key, count = 'backbone.' + official_to_ours_key(bare), count + 1
+        renamed[key] = value
+    if not any(k.startswith('backbone.') for k in renamed):
+        raise CheckpointError(f'{src} has a state_dict without backbone.* keys; expected a '
+                              'published classification file or an mmdet / mmseg checkpoint')
+    meta = _plain(ckpt.get('meta') or {})
+    meta = meta if isinstance(meta, dict) else {'source_meta': meta}
+    meta.update({'format': 'mmdet/mmseg' if count else 'mm (already converted)',
+                 'renamed_backbone_keys': count})
+    return {'state_dict': renamed, 'meta': meta}
+
+
+def convert_checkpoint(src: str, dst: str, arch: Optional[str] = None,
+                       use_ema: bool = False) -> Dict[str, Any]:
+    """Convert ``src`` to an mm-format file at ``dst`` (written atomically); return its meta.
+
+    Raises :class:`CheckpointError` (a ValueError) for any unusable input, wrong variant or
+    unwritable destination; nothing is written then.
+    """
+    ckpt = safe_load(src)
+    if isinstance(ckpt.get('model'), dict) or (use_ema and 'model_ema' in ckpt):
+        out = _classification(ckpt, src, use_ema)
+    elif isinstance(ckpt.get('state_dict'), dict):
+        if use_ema:
+            raise CheckpointError(f'{src} is an mm checkpoint; --ema applies only to published '
+                                  "classification files with a 'model_ema' entry")
+        out = _dense(ckpt, src)
+    elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):  # bare state_dict
+        out = _classification({'model': ckpt}, src, False)
+        out['meta']['format'] = 'published state_dict'
+    else:
+        raise CheckpointError(f'{src} holds no model weights: expected a "model" (published) or '
+                              f'"state_dict" (mmdet/mmseg) entry, found keys '
+                              f'{sorted(map(str, ckpt))[:8]}')
+    backbone = extract_backbone_state(out['state_dict'], 'backbone.')
+    if not backbone:
+        raise CheckpointError(f'{src} has no iFormer backbone weights')
+    variant = _check_variant(backbone, arch, src)
+    out['meta'].update({'arch': variant, 'source': os.path.basename(os.fspath(src)),
+                        'converted_by': f'iformer_mm {__version__}'})
+    atomic_torch_save(out, dst)
+    return out['meta']

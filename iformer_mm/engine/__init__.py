@@ -1,0 +1,8 @@
+"""Training-engine pieces (optimizer constructors) for mmdet / mmseg / mmpretrain runners.
+
+Importing this package registers them in mmengine's root registries, which the toolboxes'
+registries fall back to.
+"""
+from .optimizers import IFormerLayerDecayOptimWrapperConstructor
+
+__all__ = ['IFormerLayerDecayOptimWrapperConstructor']

@@ -1,0 +1,167 @@
+"""One train/test entry for mmpretrain, mmdet and mmseg configs (``tools/train.py``, ``tools/test.py``).
+
+The toolbox is taken from the config's ``default_scope``; everything else is the mmengine runner,
+as in each toolbox's own tools. Additions over those tools, each for a measured problem:
+
+* CPU runs of a config whose ``env_cfg.dist_cfg.backend`` is ``nccl`` switch to ``gloo``
+  (one config for ``torchrun`` on GPUs and on CPU);
+* ``tools/test.py CONFIG iFormer_m.pth`` accepts a published classification file directly
+  (converted in memory to the mm layout; published det/seg files load as they are);
+* ``--amp`` without a GPU is refused with a clear message (mmengine's AMP wrapper asserts).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+import tempfile
+from typing import List, Optional, Sequence
+
+TOOLBOXES = ('mmpretrain', 'mmdet', 'mmseg')
+
+
+class LaunchError(ValueError):
+    """Bad command-line input; the message names it."""
+
+
+def _common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--work-dir', help='folder for logs and checkpoints')
+    parser.add_argument('--cfg-options', nargs='+', action=_DictAction, default={},
+                        help='override config entries, e.g. train_cfg.max_iters=10')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher (torchrun -> pytorch; srun -> slurm)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+class _DictAction(argparse.Action):
+    """mmengine's DictAction, imported lazily so --help works without mmengine set up."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from mmengine.config import DictAction
+        DictAction(self.option_strings, self.dest)(parser, namespace, values, option_string)
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description='Train an iFormer model (mmpretrain/mmdet/mmseg config)')
+    p.add_argument('config', help='config file')
+    p.add_argument('--resume', nargs='?', type=str, const='auto',
+                   help='resume from CHECKPOINT, or from the last checkpoint in the work dir')
+    p.add_argument('--amp', action='store_true', help='mixed precision (GPU only)')
+    p.add_argument('--auto-scale-lr', action='store_true', help='scale lr by the real batch size')
+    p.add_argument('--no-validate', action='store_true', help='skip validation during training')
+    _common_args(p)
+    return p
+
+
+def test_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description='Evaluate an iFormer model (mmpretrain/mmdet/mmseg config)')
+    p.add_argument('config', help='config file')
+    p.add_argument('checkpoint', help='mm checkpoint, or a published iFormer .pth')
+    p.add_argument('--out', help='dump raw predictions to this .pkl file')
+    _common_args(p)
+    return p
+
+
+def toolbox_of(cfg) -> str:
+    scope = cfg.get('default_scope')
+    if scope not in TOOLBOXES:
+        raise LaunchError(f"config default_scope is {scope!r}; expected one of {TOOLBOXES} "
+                          "(inherit the toolbox's default_runtime.py)")
+    return scope
+
+
+def load_config(path: str, args: argparse.Namespace):
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise LaunchError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    toolbox_of(cfg)
+    _choose_dist_backend(cfg)
+    return cfg
+
+
+def _choose_dist_backend(cfg) -> None:
+    """nccl needs GPUs: fall back to gloo on CPU so one config serves both."""
+    import torch
+    env = cfg.setdefault('env_cfg', {})
+    dist_cfg = env.setdefault('dist_cfg', {})
+    if not torch.cuda.is_available() and dist_cfg.get('backend', 'nccl') == 'nccl':
+        dist_cfg['backend'] = 'gloo'
+
+
+def _build_runner(cfg):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+
+def train(argv: Optional[Sequence[str]] = None) -> None:
+    args = train_parser().parse_args(argv)
+    cfg = load_config(args.config, args)
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise LaunchError('--amp needs a GPU (mmengine AmpOptimWrapper); none is available')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise LaunchError(f'--resume checkpoint not found: {args.resume}')
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise LaunchError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    _build_runner(cfg).train()
+
+
+def _published_to_mm_file(path: str, folder: str) -> str:
+    """Write an mm-layout copy of a published classification file; return its path."""
+    from .checkpoint import atomic_torch_save, find_state_dict, official_to_mm, safe_load
+    ckpt = safe_load(path)
+    state_dict, fmt = find_state_dict(ckpt, source=path)
+    if fmt != 'official':
+        return path
+    out = osp.join(folder, 'converted_' + osp.basename(path))
+    atomic_torch_save({'state_dict': official_to_mm(state_dict), 'meta': {'source': path}}, out)
+    return out
+
+
+def test(argv: Optional[Sequence[str]] = None) -> dict:
+    args = test_parser().parse_args(argv)
+    cfg = load_config(args.config, args)
+    if not osp.isfile(args.checkpoint):
+        raise LaunchError(f'checkpoint not found: {args.checkpoint}')
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.load_from = _published_to_mm_file(args.checkpoint, tmp)
+        if args.out:
+            if not args.out.endswith(('.pkl', '.pickle')):
+                raise LaunchError(f'--out must end with .pkl, got {args.out}')
+            dump = (dict(type='DumpDetResults', out_file_path=args.out) if cfg.default_scope == 'mmdet'
+                    else dict(type='DumpResults', out_file_path=args.out))
+            evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+            cfg.test_evaluator = list(evaluators) + [dump]
+        return _build_runner(cfg).test()
+
+
+def main(command: str, argv: Optional[List[str]] = None) -> int:
+    """CLI wrapper: user errors become one line on stderr and exit code 2."""
+    from .checkpoint import CheckpointError
+    try:
+        (train if command == 'train' else test)(argv)
+    except (LaunchError, CheckpointError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    return 0

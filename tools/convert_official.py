@@ -1,0 +1,50 @@
+#!/usr/bin/env python
+"""Convert a published iFormer checkpoint to an mm-format file.
+
+    python tools/convert_official.py iFormer_m.pth iformer-m_in1k.pth [--arch m] [--ema]
+
+Classification release files become {'state_dict': {backbone.*, head.*}, 'meta'} for the
+configs/classification models; published mmdet / mmseg files keep all keys with the backbone
+keys renamed. Bad input: exit code 1, one line on stderr, nothing written (see
+iformer_mm.convert).
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src', help='published .pth (classification, detection or segmentation)')
+    parser.add_argument('dst', help='output .pth (written atomically)')
+    parser.add_argument('--arch', help='expected variant (t, s, m, l, l2, h): refuse other ones')
+    parser.add_argument('--ema', action='store_true',
+                        help="convert the 'model_ema' weights instead of 'model'")
+    args = parser.parse_args(argv)
+    if args.arch is not None:
+        from iformer_mm.models.backbones.iformer import normalize_arch_name
+        try:
+            normalize_arch_name(args.arch)
+        except ValueError as e:
+            parser.error(str(e))
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from iformer_mm.checkpoint import CheckpointError
+    from iformer_mm.convert import convert_checkpoint
+    try:
+        meta = convert_checkpoint(args.src, args.dst, arch=args.arch, use_ema=args.ema)
+    except (CheckpointError, OSError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    arch = f"iFormer-{meta['arch'].upper()}" if meta.get('arch') else 'custom iFormer'
+    print(f"{args.src} ({meta['format']}, {arch}) -> {args.dst}")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

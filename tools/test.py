@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]`` (any of the 3 toolboxes)."""
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from iformer_mm.launch import main  # noqa: E402
+
+if __name__ == '__main__':
+    sys.exit(main('test'))
