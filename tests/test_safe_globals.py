@@ -37,7 +37,12 @@ def test_real_runner_checkpoint_resumes(tmp_path):
                     experiment_name='safe_globals_toy')
     runner.train()
     path = str(tmp_path / 'epoch_1.pth')
-    needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    saved = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    finally:
+        torch.serialization.add_safe_globals(saved)
     # measured: these are what the runner stores; the fix exists because of them
     assert {'mmengine.logging.history_buffer.HistoryBuffer', 'builtins.getattr'} <= needed
     ckpt = _load_checkpoint(path, map_location='cpu')  # mmengine's loader, torch's default weights_only
