@@ -4,9 +4,10 @@ The toolbox is taken from the config's ``default_scope``; everything else is the
 as in each toolbox's own tools. Additions over those tools, each for a measured problem:
 
 * CPU runs of a config whose ``env_cfg.dist_cfg.backend`` is ``nccl`` switch to ``gloo``
-  (one config for ``torchrun`` on GPUs and on CPU);
+  (one config for ``torchrun`` on GPUs and on CPU), and torchrun works without GPUs;
 * ``tools/test.py CONFIG iFormer_m.pth`` accepts a published classification file directly
   (converted in memory to the mm layout; published det/seg files load as they are);
+* checkpoints are written atomically (:mod:`iformer_mm.engine.atomic_backend`);
 * ``--amp`` without a GPU is refused with a clear message (mmengine's AMP wrapper asserts).
 """
 from __future__ import annotations
@@ -85,7 +86,16 @@ def load_config(path: str, args: argparse.Namespace):
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     toolbox_of(cfg)
     _choose_dist_backend(cfg)
+    _atomic_checkpoints(cfg)
     return cfg
+
+
+def _atomic_checkpoints(cfg) -> None:
+    """Save checkpoints through AtomicLocalBackend unless the config picked a backend."""
+    from .engine.atomic_backend import BACKEND_NAME
+    hook = cfg.get('default_hooks', {}).get('checkpoint')
+    if hook is not None and not hook.get('backend_args') and not hook.get('out_dir'):
+        hook['backend_args'] = dict(backend=BACKEND_NAME)
 
 
 def _choose_dist_backend(cfg) -> None:
@@ -97,7 +107,30 @@ def _choose_dist_backend(cfg) -> None:
         dist_cfg['backend'] = 'gloo'
 
 
+def _setup_cpu_distributed(cfg) -> None:
+    """torchrun on CPU: work around two CUDA-only assumptions of mmengine 0.10.7.
+
+    ``mmengine.dist.init_dist('pytorch')`` always calls ``torch.cuda.set_device`` and the runner
+    wraps the model in DDP with ``device_ids=[LOCAL_RANK]``; both fail without GPUs. We create the
+    process group ourselves (the runner then skips ``init_dist``) and give DDP ``device_ids=None``.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise LaunchError(f'--launcher {cfg.launcher} without GPUs is not supported; on CPU use '
+                          'tools/dist_train.sh (torchrun, --launcher pytorch)')
+    if not dist.is_initialized():
+        dist.init_process_group(backend=cfg.env_cfg.dist_cfg.get('backend', 'gloo'))
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                     broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
 def _build_runner(cfg):
+    _setup_cpu_distributed(cfg)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

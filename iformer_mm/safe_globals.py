@@ -76,6 +76,15 @@ def register_mmengine_checkpoint_globals() -> None:
 
 @contextlib.contextmanager
 def allow_release_file_globals() -> Iterator[None]:
-    """Temporarily allow what a published release file needs, nothing more."""
-    with torch.serialization.safe_globals(release_file_globals()):
+    """Temporarily allow what a published release file needs, nothing more.
+
+    Not ``torch.serialization.safe_globals``: on exit it removes every entry it added, including
+    ones that were registered process-wide before (the numpy types), which broke later loads.
+    """
+    before = list(torch.serialization.get_safe_globals())
+    torch.serialization.add_safe_globals(release_file_globals())
+    try:
         yield
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)

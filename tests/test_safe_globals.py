@@ -72,3 +72,14 @@ def test_allowlist_has_no_code_execution_primitives():
              for g in mmengine_checkpoint_globals()}
     for forbidden in ('system', 'eval', 'exec', 'Popen', 'import_module', '__import__'):
         assert not any(n.endswith(forbidden) for n in names)
+
+
+def test_release_file_context_restores_the_process_allowlist():
+    from iformer_mm.safe_globals import allow_release_file_globals
+    import argparse
+    before = list(torch.serialization.get_safe_globals())
+    with allow_release_file_globals():
+        assert argparse.Namespace in torch.serialization.get_safe_globals()
+    after = torch.serialization.get_safe_globals()
+    assert argparse.Namespace not in after
+    assert len(after) == len(before) and all(g in after for g in before)

@@ -25,6 +25,7 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath
 
 from ...registry import MODELS
+from .fused_cpu_ops import conv_act, use_fused_kernels
 
 # ----------------------------------------------------------------------------------------------
 # Architecture table
@@ -154,11 +155,18 @@ class LayerScaleResidual(nn.Module):
             self.gamma = nn.Parameter(torch.full((1, dim, 1, 1), float(layer_scale_init_value)))
         else:
             self.gamma = None
+        self.deployed = False
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """Deployed block on the fused oneDNN kernels: ``x + branch(x)`` with the add fused."""
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deployed and not self.training and use_fused_kernels(x):
+            return self.forward_fused(x)
         y = self.branch(x)
         if self.gamma is not None:
             y = self.gamma * y
@@ -171,6 +179,7 @@ class LayerScaleResidual(nn.Module):
         _fuse_children(self)
         _fold_scale(self._output_conv(), self.gamma)
         self.gamma = None
+        self.deployed = True
 
 
 class ConvBlock(LayerScaleResidual):
@@ -186,6 +195,10 @@ class ConvBlock(LayerScaleResidual):
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.pwconv2(self.act(self.pwconv1(self.dwconv(x))))
+
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        y = conv_act(self.pwconv1, conv_act(self.dwconv, x), 'gelu')
+        return conv_act(self.pwconv2, y, residual=x)
 
     def _output_conv(self) -> nn.Conv2d:
         return self.pwconv2
@@ -204,6 +217,9 @@ class FFN(LayerScaleResidual):
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
 
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        return conv_act(self.fc2, conv_act(self.fc1, x, 'gelu'), residual=x)
+
     def _output_conv(self) -> nn.Conv2d:
         return self.fc2
 
@@ -217,7 +233,9 @@ class RepCPE(nn.Module):
         self.fused = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x) if self.fused else x + self.conv(x)
+        if not self.fused:
+            return x + self.conv(x)
+        return conv_act(self.conv, x) if use_fused_kernels(x) else self.conv(x)
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
@@ -236,7 +254,8 @@ class SHMA(nn.Module):
 
     ``v, gate = sigmoid(v_gate(x)).chunk(2)``; ``out = proj(attention(q, k, v) * gate)`` with one
     head of dim ``dim // ratio`` over all H*W tokens (scaled-dot-product attention).
-    After :meth:`switch_to_deploy` q, k and v_gate are one 1x1 conv (``qkvg``).
+    After :meth:`switch_to_deploy` q, k and v_gate are one 1x1 conv (``qkvg``) whose q rows carry
+    the softmax scale ``attn_dim ** -0.5``, so the deployed attention is ``softmax(q k^T) v``.
     """
 
     def __init__(self, dim: int, ratio: int):
@@ -249,28 +268,51 @@ class SHMA(nn.Module):
         self.proj = ConvBN(dim, dim)
         self.qkvg: Optional[nn.Conv2d] = None
 
-    def _project(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.qkvg is not None:
-            q, k, vg = self.qkvg(x).split([self.attn_dim, self.attn_dim, 2 * self.dim], dim=1)
-        else:
-            q, k, vg = self.q(x), self.k(x), self.v_gate(x)
-        return q, k, torch.sigmoid(vg)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.qkvg is not None:
+            return self._forward_deployed(x)
         B, _, H, W = x.shape
-        q, k, vg = self._project(x)
-        v, gate = vg.chunk(2, dim=1)
-        # (B, C, H, W) -> (B, 1, N, C): a view for channels_last tensors, a copy otherwise
-        q, k, v = (t.permute(0, 2, 3, 1).reshape(B, 1, H * W, t.shape[1]) for t in (q, k, v))
+        v, gate = torch.sigmoid(self.v_gate(x)).chunk(2, dim=1)
+        # (B, C, H, W) -> (B, 1, N, C): views, SDPA takes strided inputs
+        q, k, v = (t.flatten(2).transpose(1, 2).unsqueeze(1) for t in (self.q(x), self.k(x), v))
         out = F.scaled_dot_product_attention(q, k, v)
-        out = out.reshape(B, H, W, self.dim).permute(0, 3, 1, 2)
+        out = out.squeeze(1).transpose(1, 2).reshape(B, self.dim, H, W)
         return self.proj(out * gate)
+
+    def _forward_deployed(self, x: torch.Tensor) -> torch.Tensor:
+        """Standard ops (exported graphs): one qkvg conv, explicit softmax attention."""
+        B, _, H, W = x.shape
+        q, k, vg = self.qkvg(x).split([self.attn_dim, self.attn_dim, 2 * self.dim], dim=1)
+        v, gate = torch.sigmoid(vg).chunk(2, dim=1)
+        attn = torch.softmax(q.flatten(2).transpose(1, 2) @ k.flatten(2), dim=-1)  # (B, N, N)
+        out = (v.flatten(2) @ attn.transpose(1, 2)).reshape(B, self.dim, H, W)
+        return self.proj(out * gate)
+
+    def forward_fused(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``residual + SHMA(x)`` on the fused oneDNN kernels (deployed, channels_last).
+
+        q/k and v/gate are two slices of ``qkvg`` (sigmoid fused into the second); tokens are
+        read as (B, N, C) views of the channels_last maps, so no layout copies are made.
+        """
+        B, _, H, W = (int(s) for s in x.shape)
+        da, n = self.attn_dim, H * W
+        qk = conv_act(self.qkvg, x, rows=(0, 2 * da)).permute(0, 2, 3, 1).reshape(B, n, 2 * da)
+        vg = conv_act(self.qkvg, x, 'sigmoid', rows=(2 * da, 2 * da + 2 * self.dim))
+        vg = vg.permute(0, 2, 3, 1).reshape(B, n, 2 * self.dim)
+        attn = torch.softmax(torch.bmm(qk[..., :da], qk[..., da:].transpose(1, 2)), dim=-1)
+        out = torch.bmm(attn, vg[..., :self.dim]).mul_(vg[..., self.dim:])
+        out = out.view(B, H, W, self.dim).permute(0, 3, 1, 2)
+        return conv_act(self.proj, out, residual=residual)
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
         if self.qkvg is not None:
             return
         parts = [self.q.fuse(), self.k.fuse(), self.v_gate.fuse()]
+        # fold the softmax scale into q: softmax((s q)^T k) == softmax(s q^T k)
+        scale = self.attn_dim ** -0.5
+        parts[0].weight.mul_(scale)
+        parts[0].bias.mul_(scale)
         qkvg = nn.Conv2d(self.dim, 2 * self.attn_dim + 2 * self.dim, 1,
                          device=parts[0].weight.device, dtype=parts[0].weight.dtype)
         qkvg.weight.copy_(torch.cat([p.weight for p in parts]))
@@ -291,10 +333,14 @@ class SHMABlock(LayerScaleResidual):
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.attn(x)
 
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn.forward_fused(x, residual=x)
+
     def switch_to_deploy(self) -> None:
         self.attn.switch_to_deploy()
         _fold_scale(self.attn.proj, self.gamma)
         self.gamma = None
+        self.deployed = True
 
 
 class Stem(nn.Module):
@@ -307,12 +353,17 @@ class Stem(nn.Module):
         self.conv2 = ConvBN(dim // 2, 2 * dim, 5, 2, 2)
         self.act2 = nn.GELU()
         self.conv3 = ConvBN(2 * dim, dim)
+        self.deployed = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deployed and use_fused_kernels(x):
+            x = conv_act(self.conv2, conv_act(self.conv1, x, 'gelu'), 'gelu')
+            return conv_act(self.conv3, x)
         return self.conv3(self.act2(self.conv2(self.act1(self.conv1(x)))))
 
     def switch_to_deploy(self) -> None:
         _fuse_children(self)
+        self.deployed = True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -592,14 +643,26 @@ class IFormer(BaseModule):
             raise ValueError(f'input {x.shape[2]}x{x.shape[3]} is smaller than the network stride '
                              '32; iFormer needs height and width >= 32')
 
+    def _downsample(self, i: int, x: torch.Tensor, fused: bool) -> torch.Tensor:
+        layer = self.downsample_layers[i]
+        if fused and isinstance(layer, nn.Conv2d):
+            return conv_act(layer, x)
+        return layer(x)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
             self._check_input(x)
+        # deployed + inference on CPU: oneDNN fused kernels, channels_last inside; the outputs
+        # keep the input's memory format
+        fused = self.deploy and not self.training and use_fused_kernels(x)
+        restore = fused and not x.is_contiguous(memory_format=torch.channels_last)
+        if fused:
+            x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for i in range(NUM_STAGES):
-            x = self.stages[i](self.downsample_layers[i](x))
+            x = self.stages[i](self._downsample(i, x, fused))
             if i in self.out_indices:
-                outs.append(x)
+                outs.append(x.contiguous() if restore else x)
             if i >= self.out_indices[-1]:
                 break
         return tuple(outs)

@@ -1,0 +1,40 @@
+"""Tiny, deterministic configs that inherit the real iFormer-T configs (for tool tests)."""
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_cls_config(folder: Path, data_root: Path, max_iters: int = 6, ckpt_interval: int = 2) -> Path:
+    """iFormer-T classification on a generated ImageFolder, 32 px, deterministic data pipeline.
+
+    Random augmentation, mixup and drop path are off so that a resumed run must reproduce an
+    uninterrupted one exactly (mmengine does not checkpoint RNG state).
+    """
+    pipeline = "[dict(type='LoadImageFromFile'), dict(type='PackInputs')]"
+    text = f"""
+_base_ = ['{REPO}/configs/classification/iformer-t_8xb512_in1k.py']
+from iformer_mm.datasets.synthetic import SHAPE_CLASSES
+model = dict(backbone=dict(drop_path_rate=0.), head=dict(num_classes=len(SHAPE_CLASSES), topk=(1, )),
+             train_cfg=dict(_delete_=True))
+data_preprocessor = dict(num_classes=len(SHAPE_CLASSES))
+_data = dict(type='ImageNet', data_root='{data_root}', metainfo=dict(classes=SHAPE_CLASSES),
+             pipeline={pipeline})
+train_dataloader = dict(_delete_=True, batch_size=4, num_workers=0, persistent_workers=False,
+                        sampler=dict(type='DefaultSampler', shuffle=True),
+                        dataset=dict(split='train', **_data))
+val_dataloader = dict(_delete_=True, batch_size=8, num_workers=0, persistent_workers=False,
+                      sampler=dict(type='DefaultSampler', shuffle=False),
+                      dataset=dict(split='val', **_data))
+test_dataloader = val_dataloader
+val_evaluator = dict(_delete_=True, type='Accuracy', topk=(1, ))
+test_evaluator = val_evaluator
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={max_iters}, val_interval={max_iters})
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=4)]
+default_hooks = dict(checkpoint=dict(interval={ckpt_interval}, by_epoch=False, max_keep_ckpts=-1),
+                     logger=dict(interval=1))
+log_processor = dict(window_size=1, by_epoch=False)
+randomness = dict(seed=0, deterministic=True)
+"""
+    path = folder / 'tiny_cls.py'
+    path.write_text(text)
+    return path
