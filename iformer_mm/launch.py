@@ -8,6 +8,7 @@ as in each toolbox's own tools. Additions over those tools, each for a measured 
 * ``tools/test.py CONFIG iFormer_m.pth`` accepts a published classification file directly
   (converted in memory to the mm layout; published det/seg files load as they are);
 * checkpoints are written atomically (:mod:`iformer_mm.engine.atomic_backend`);
+* a dataset path that does not exist is named before anything starts;
 * ``--amp`` without a GPU is refused with a clear message (mmengine's AMP wrapper asserts).
 """
 from __future__ import annotations
@@ -129,6 +130,42 @@ def _setup_cpu_distributed(cfg) -> None:
                                      find_unused_parameters=cfg.get('find_unused_parameters', False))
 
 
+def _dataset_paths(dataset: dict, key: str):
+    """(config key, path) pairs a dataset config will read; wrappers are followed."""
+    if not isinstance(dataset, dict):
+        return
+    for inner in ('dataset', 'datasets'):
+        sub = dataset.get(inner)
+        for i, d in enumerate(sub if isinstance(sub, (list, tuple)) else [sub] if sub else []):
+            yield from _dataset_paths(d, f'{key}.{inner}' + (f'[{i}]' if isinstance(sub, (list, tuple)) else ''))
+    root = dataset.get('data_root') or ''
+    if root:
+        yield f'{key}.data_root', root
+    ann = dataset.get('ann_file')
+    if ann:
+        yield f'{key}.ann_file', osp.join(root, ann)
+    prefix = dataset.get('data_prefix')
+    items = prefix.items() if isinstance(prefix, dict) else [('', prefix)] if prefix else []
+    for name, value in items:
+        if value:
+            yield f'{key}.data_prefix' + (f'.{name}' if name else ''), osp.join(root, value)
+    split = dataset.get('split')
+    if split and root and dataset.get('type') == 'ImageNet':
+        yield f'{key}.split', osp.join(root, split)
+
+
+def check_data_paths(cfg, loaders: Sequence[str]) -> None:
+    """Fail before training starts if a dataset path in the config does not exist."""
+    for loader in loaders:
+        spec = cfg.get(loader)
+        if not spec:
+            continue
+        for key, path in _dataset_paths(spec.get('dataset'), f'{loader}.dataset'):
+            if not osp.exists(path):
+                raise LaunchError(f'{key}: {path} does not exist (set it with --cfg-options '
+                                  f'{key}=..., or generate demo data: python tools/make_shapes.py all)')
+
+
 def _build_runner(cfg):
     _setup_cpu_distributed(cfg)
     from mmengine.registry import RUNNERS
@@ -157,6 +194,7 @@ def train(argv: Optional[Sequence[str]] = None) -> None:
         cfg.auto_scale_lr.enable = True
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    check_data_paths(cfg, ['train_dataloader', 'val_dataloader'])
     _build_runner(cfg).train()
 
 
@@ -177,6 +215,7 @@ def test(argv: Optional[Sequence[str]] = None) -> dict:
     cfg = load_config(args.config, args)
     if not osp.isfile(args.checkpoint):
         raise LaunchError(f'checkpoint not found: {args.checkpoint}')
+    check_data_paths(cfg, ['test_dataloader'])
     with tempfile.TemporaryDirectory() as tmp:
         cfg.load_from = _published_to_mm_file(args.checkpoint, tmp)
         if args.out:

@@ -106,7 +106,9 @@ def test_tools_reject_bad_input(cls_setup, tmp_path, capsys):
     cases = [(('train', [str(tmp_path / 'nope.py')]), 'config file not found'),
              (('test', [str(cfg), str(tmp_path / 'missing.pth')]), 'checkpoint not found'),
              (('train', [str(cfg), '--amp', '--work-dir', str(tmp_path / 'w')]), '--amp needs a GPU'),
-             (('train', [str(cfg), '--resume', str(tmp_path / 'gone.pth')]), '--resume checkpoint not found')]
+             (('train', [str(cfg), '--resume', str(tmp_path / 'gone.pth')]), '--resume checkpoint not found'),
+             (('train', [str(cfg), '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/nodata']),
+              f'train_dataloader.dataset.data_root: {tmp_path}/nodata does not exist')]
     for (command, argv), message in cases:
         assert main(command, argv) == 2
         err = capsys.readouterr().err
@@ -134,3 +136,14 @@ def test_dist_train_two_processes_on_cpu(cls_setup, tmp_path):
     assert 'Iter(test) [3/3]' in single_log
     single_top1 = float(single_log.split('accuracy/top1:')[-1].split()[0])
     assert dist_top1 == pytest.approx(single_top1)  # ranks' predictions were gathered
+
+
+@pytest.mark.parametrize('config', sorted(str(p.relative_to(REPO)) for p in REPO.glob('configs/*/*.py')))
+def test_real_configs_name_their_missing_data(config, capsys):
+    """Every shipped config points at a standard layout; without the data the error names it."""
+    from iformer_mm.launch import main
+    if '_shapes' in config:
+        pytest.skip('demo configs generate their own data')
+    rc = main('train', [config, '--work-dir', '/tmp/iformer_mm_never_used'])
+    err = capsys.readouterr().err
+    assert rc == 2 and 'does not exist' in err and 'data/' in err, err

@@ -73,7 +73,8 @@ def _self_check() -> bool:
         if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
             return False
         g = torch.Generator().manual_seed(0)
-        conv = nn.Conv2d(8, 8, 3, 1, 1, groups=2)
+        with torch.inference_mode(False):
+            conv = nn.Conv2d(8, 8, 3, 1, 1, groups=2)
         x = torch.randn(2, 8, 6, 5, generator=g).contiguous(memory_format=torch.channels_last)
         r = torch.randn(2, 8, 6, 5, generator=g).contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
@@ -89,6 +90,12 @@ def _self_check() -> bool:
         return False
 
 
+def _version(t: torch.Tensor) -> int:
+    # tensors made under inference_mode have no version counter (and cannot be edited in place
+    # outside it); the storage pointer alone identifies them
+    return -1 if t.is_inference() else t._version
+
+
 def _packed_weight(conv: nn.Conv2d, x: torch.Tensor, rows: Optional[Tuple[int, int]]):
     """Weight packed for oneDNN (and bias), cached per module and row slice.
 
@@ -96,7 +103,7 @@ def _packed_weight(conv: nn.Conv2d, x: torch.Tensor, rows: Optional[Tuple[int, i
     ``_version`` and the storage pointer).
     """
     w, b = conv.weight, conv.bias
-    key = (w._version, w.data_ptr(), None if b is None else (b._version, b.data_ptr()))
+    key = (_version(w), w.data_ptr(), None if b is None else (_version(b), b.data_ptr()))
     cache = _PACKED.setdefault(conv, {})
     tag = str(rows)
     hit = cache.get(tag)

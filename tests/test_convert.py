@@ -1,0 +1,222 @@
+"""tools/convert_official.py and iformer_mm.convert: published -> mm files; bad input is refused
+with one line and no output file; malicious pickles are never executed."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from iformer_mm.checkpoint import CheckpointError, ours_to_official, safe_load
+from iformer_mm.convert import convert_checkpoint
+from iformer_mm.models.backbones.iformer import IFormer
+
+from .cls_helpers import REPO, build_classifier, write_release_file
+from .conftest import randomize_bn
+
+TOOL = REPO / 'tools' / 'convert_official.py'
+
+
+def _tool_main():
+    spec = importlib.util.spec_from_file_location('convert_official', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+convert_main = _tool_main()
+
+
+@pytest.fixture(scope='module')
+def t_model():
+    torch.manual_seed(0)
+    return randomize_bn(build_classifier('t')).eval()
+
+
+@pytest.fixture(scope='module')
+def t_release(t_model, tmp_path_factory):
+    """A file laid out exactly like the published iFormer_t.pth (plus a model_ema entry)."""
+    path = tmp_path_factory.mktemp('release') / 'iFormer_t.pth'
+    write_release_file(t_model, 't', path, with_ema=True)
+    return path
+
+
+def _folder_is_clean(folder, expected=()):
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == sorted(expected), left  # no DST, no temporary file
+
+
+def _run_cli(*args):
+    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True,
+                          text=True, cwd=REPO, timeout=300)
+
+
+# ------------------------------------------------------------------------------------- success
+def test_cli_converts_release_file_that_loads_strictly(t_model, t_release, tmp_path):
+    dst = tmp_path / 'iformer-t_in1k.pth'
+    result = _run_cli(t_release, dst, '--arch', 'iformer-t')
+    assert result.returncode == 0, result.stderr
+    assert 'iFormer-T' in result.stdout
+    # plain tensors + Python values only: loads with the default weights_only, no allowlist
+    ckpt = torch.load(dst, map_location='cpu', weights_only=True)
+    assert set(ckpt) == {'state_dict', 'meta'}
+    assert all(k.startswith(('backbone.', 'head.')) for k in ckpt['state_dict'])
+    meta = ckpt['meta']
+    assert meta['arch'] == 't' and meta['weights'] == 'model' and meta['source_epoch'] == 299
+    assert meta['source_args']['model'] == 'iFormer_t' and meta['source_args']['lr'] == 4e-3
+    fresh = build_classifier('t')
+    fresh.load_state_dict(ckpt['state_dict'], strict=True)
+    for k, v in t_model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[k], v), k
+
+
+def test_ema_weights_only_with_flag(t_model, t_release, tmp_path):
+    dst = tmp_path / 'ema.pth'
+    assert convert_main([str(t_release), str(dst), '--ema']) == 0
+    meta_ema = torch.load(dst, weights_only=True)
+    assert meta_ema['meta']['weights'] == 'model_ema'
+    key = 'backbone.stages.2.0.pwconv1.conv.weight'
+    assert torch.equal(meta_ema['state_dict'][key], t_model.state_dict()[key] + 1)
+
+
+def test_dense_checkpoint_renames_backbone_and_keeps_the_rest(t_model, tmp_path):
+    backbone = {f'backbone.{k}': v for k, v in
+                ours_to_official({k: v for k, v in t_model.state_dict().items()
+                                  if k.startswith('backbone.')}).items()}
+    others = {'neck.lateral_convs.0.conv.weight': torch.randn(256, 32, 1, 1),
+              'roi_head.bbox_head.fc_cls.bias': torch.randn(81)}
+    src, dst = tmp_path / 'mask_rcnn_iformer_t.pth', tmp_path / 'out.pth'
+    torch.save({'state_dict': {**backbone, **others},
+                'meta': {'epoch': 12, 'dataset_meta': {'classes': ('a', 'b')}}}, src)
+    meta = convert_checkpoint(str(src), str(dst), arch='t')
+    assert meta['format'] == 'mmdet/mmseg' and meta['renamed_backbone_keys'] == len(backbone)
+    out = torch.load(dst, weights_only=True)['state_dict']
+    for k, v in others.items():
+        assert torch.equal(out[k], v)
+    net = IFormer('t')
+    net.load_state_dict({k[len('backbone.'):]: v for k, v in out.items()
+                         if k.startswith('backbone.')}, strict=True)
+    assert torch.equal(net.stages[2][0].pwconv1.conv.weight,
+                       t_model.backbone.stages[2][0].pwconv1.conv.weight)
+
+
+# ------------------------------------------------------------------------------------ bad input
+def _expect_refusal(capsys, args, *needles, code=1):
+    folder = None
+    try:
+        rc = convert_main([str(a) for a in args])
+    except SystemExit as e:  # argparse usage errors
+        rc = e.code
+    err = capsys.readouterr().err.strip()
+    assert rc == code, err
+    assert len(err.splitlines()) == 1 and 'Traceback' not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return folder
+
+
+def test_wrong_variant_names_the_variant_it_looks_like(t_release, tmp_path, capsys):
+    _expect_refusal(capsys, [t_release, tmp_path / 'x.pth', '--arch', 'm'],
+                    'looks like iFormer-T', 'not iFormer-M')
+    _folder_is_clean(tmp_path)
+    with pytest.raises(CheckpointError, match='looks like iFormer-T'):
+        convert_checkpoint(str(t_release), str(tmp_path / 'x.pth'), arch='l2')
+
+
+def test_bad_inputs_exit_1_with_one_line_and_no_output(t_release, tmp_path, capsys):
+    src = tmp_path / 'src'
+    src.mkdir()
+    out = tmp_path / 'out'
+    out.mkdir()
+    text = src / 'notes.pth'
+    text.write_text('this is not a checkpoint\n')
+    truncated = src / 'truncated.pth'
+    truncated.write_bytes(t_release.read_bytes()[:len(t_release.read_bytes()) // 2])
+    empty = src / 'empty.pth'
+    empty.write_bytes(b'')
+    no_weights = src / 'no_weights.pth'
+    torch.save({'epoch': 3, 'optimizer': {}}, no_weights)
+    foreign = src / 'resnet.pth'
+    torch.save({'model': {'conv1.weight': torch.zeros(1)}}, foreign)
+    dst = out / 'dst.pth'
+    cases = [
+        ([src / 'missing.pth', dst], ['checkpoint not found', 'missing.pth']),
+        ([text, dst], ['notes.pth']),
+        ([truncated, dst], ['truncated.pth', 'truncated or not a PyTorch checkpoint']),
+        ([empty, dst], ['empty']),
+        ([no_weights, dst], ['no model weights']),
+        ([foreign, dst], ['not iFormer keys', 'conv1.weight']),
+        ([t_release, out / 'no_such_dir' / 'dst.pth'], ['output folder does not exist']),
+        ([t_release, out], []),  # DST is a directory
+        ([t_release, dst, '--ema'] if False else [no_weights, dst, '--ema'], ["no 'model_ema'"]),
+    ]
+    for args, needles in cases:
+        _expect_refusal(capsys, args, *needles)
+        _folder_is_clean(out)
+    _expect_refusal(capsys, [t_release, dst, '--arch', 'xl'], "unknown iFormer arch 'xl'", code=2)
+    _folder_is_clean(out)
+
+
+def test_unwritable_destination_folder(t_release, tmp_path, capsys):
+    if os.geteuid() == 0:  # root ignores permissions: use a folder nobody can create files in
+        dst = '/proc/iformer_convert_test.pth'
+        _expect_refusal(capsys, [t_release, dst])
+        assert not os.path.exists(dst)
+        return
+    locked = tmp_path / 'locked'
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        _expect_refusal(capsys, [t_release, locked / 'dst.pth'], 'not writable')
+        _folder_is_clean(locked)
+    finally:
+        locked.chmod(0o755)
+
+
+# ------------------------------------------------------------------------------------ malicious
+class _Payload:
+    """Unpickling this runs ``exec``, which would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f'open({self.marker!r}, "w").write("pwned")', )
+
+
+def _malicious_file(path, marker):
+    torch.save({'model': {'downsample_layers.0.0.c.weight': torch.zeros(16, 3, 5, 5)},
+                'args': _Payload(marker)}, path)
+    return path
+
+
+def test_payload_is_real(tmp_path):
+    """Guard for the tests below: loaded *unsafely*, the payload does create its marker."""
+    marker = tmp_path / 'proof'
+    path = _malicious_file(tmp_path / 'evil.pth', marker)
+    torch.load(path, weights_only=False)
+    assert marker.read_text() == 'pwned'
+
+
+def test_malicious_checkpoint_is_refused_everywhere(tmp_path, capsys):
+    marker = tmp_path / 'PWNED'
+    evil = _malicious_file(tmp_path / 'iFormer_t.pth', marker)
+    out = tmp_path / 'out'
+    out.mkdir()
+
+    with pytest.raises(CheckpointError, match='refusing to load .*builtins.exec'):
+        safe_load(str(evil))
+    _expect_refusal(capsys, [evil, out / 'dst.pth'], 'refusing to load', 'allowlist')
+    _folder_is_clean(out)
+    backbone = IFormer('t', init_cfg=dict(type='Pretrained', checkpoint=str(evil)))
+    with pytest.raises(CheckpointError, match='refusing to load'):
+        backbone.init_weights()
+    from iformer_mm.models.classifiers import build_teacher
+    with pytest.raises(CheckpointError, match='refusing to load'):
+        build_teacher('resnet10t', str(evil), num_classes=5)
+    result = _run_cli(evil, out / 'dst.pth')
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert 'Traceback' not in result.stderr
+    _folder_is_clean(out)
+    assert not marker.exists()
