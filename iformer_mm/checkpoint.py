@@ -162,22 +162,30 @@ def safe_load(path: str) -> dict:
         raise CheckpointError(f'checkpoint path is not a file: {path}')
     if os.path.getsize(path) == 0:
         raise CheckpointError(f'checkpoint is empty (0 bytes): {path}')
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    # torch writes a zip archive (before 1.6: a pickle starting with PROTO 0x80); reject anything
+    # else before unpickling, where errors would be arbitrary or talk about weights_only
+    if not (head.startswith(b'PK\x03\x04') or head[:1] == b'\x80'):
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint (neither a zip archive nor a '
+                              f'pickle: it starts with {head!r})')
     try:
         with allow_release_file_globals():
             obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
-        msg = str(e)
-        if 'Unsupported global' in msg or 'not an allowed global' in msg or 'GLOBAL' in msg:
-            found = re.search(r'GLOBAL ([\w.]+)', msg)
-            what = found.group(1) if found else 'a Python object'
+        found = re.search(r'GLOBAL ([\w.]+)', str(e))
+        if found:
             raise CheckpointError(
-                f'refusing to load {path}: it needs {what}, which is not on the safe-loading '
-                'allowlist (weights_only=True; nothing in the file was executed). If you trust '
-                'the file, re-save its tensors with torch.save(state_dict) and load that.') from None
-        raise CheckpointError(f'{path} is not a PyTorch checkpoint ({msg.splitlines()[0]})') from None
+                f'refusing to load {path}: it needs {found.group(1)}, which is not on the safe-'
+                'loading allowlist (weights_only=True; nothing in the file was executed). If you '
+                'trust the file, re-save its tensors with torch.save(state_dict) and load that.'
+            ) from None
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint (it does not unpickle as one)') from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f'{path} is truncated or not a PyTorch checkpoint ({first})') from None
+    except Exception as e:  # the weights-only unpickler raises IndexError/KeyError on junk
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint ({type(e).__name__})') from None
     if not isinstance(obj, dict):
         raise CheckpointError(f'{path} holds a {type(obj).__name__}, not a checkpoint dict')
     return obj

@@ -18,9 +18,10 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from .checkpoint import (CheckpointError, StateDict, atomic_torch_save, describe_backbone_state,
-                         extract_backbone_state, guess_variant, is_official_backbone_key,
-                         official_to_mm, official_to_ours_key, safe_load)
+from .checkpoint import (CheckpointError, StateDict, atomic_torch_save, check_backbone_state,
+                         describe_backbone_state, extract_backbone_state, guess_variant,
+                         is_official_backbone_key, official_to_mm, official_to_ours_key,
+                         safe_load)
 from .version import __version__
 
 
@@ -74,7 +75,10 @@ def _classification(ckpt: dict, src: str, use_ema: bool) -> Dict[str, Any]:
         raise CheckpointError(f'{src} has no {entry!r} weights (it has: {have or "neither"})')
     state = ckpt[entry]
     _check_tensors(state, src, entry)
-    mm = official_to_mm(state)
+    try:
+        mm = official_to_mm(state)
+    except CheckpointError as e:
+        raise CheckpointError(f'{src}: {e}') from None
     meta = {'format': 'published classification', 'weights': entry,
             'distilled': any(k.startswith('head.classifier_dist.') for k in mm)}
     if 'epoch' in ckpt:
@@ -87,12 +91,18 @@ def _classification(ckpt: dict, src: str, use_ema: bool) -> Dict[str, Any]:
 def _dense(ckpt: dict, src: str) -> Dict[str, Any]:
     state = ckpt['state_dict']
     _check_tensors(state, src, 'state_dict')
-    renamed, count = {}, 0
+    renamed, count, unknown = {}, 0, []
     for key, value in state.items():
         bare = key[len('backbone.'):] if key.startswith('backbone.') else None
         if bare is not None and is_official_backbone_key(bare):
-            key, count = 'backbone.' + official_to_ours_key(bare), count + 1
+            try:
+                key, count = 'backbone.' + official_to_ours_key(bare), count + 1
+            except KeyError:
+                unknown.append(key)
         renamed[key] = value
+    if unknown:
+        raise CheckpointError(f'{src}: {len(unknown)} backbone keys are not iFormer keys: '
+                              f'{", ".join(unknown[:6])}')
     if not any(k.startswith('backbone.') for k in renamed):
         raise CheckpointError(f'{src} has a state_dict without backbone.* keys; expected a '
                               'published classification file or an mmdet / mmseg checkpoint')
@@ -119,7 +129,7 @@ def convert_checkpoint(src: str, dst: str, arch: Optional[str] = None,
                                   "classification files with a 'model_ema' entry")
         out = _dense(ckpt, src)
     elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):  # bare state_dict
-        out = _classification({'model': ckpt}, src, False)
+        out = _classification({'model': ckpt}, src, use_ema)
         out['meta']['format'] = 'published state_dict'
     else:
         raise CheckpointError(f'{src} holds no model weights: expected a "model" (published) or '
@@ -129,6 +139,9 @@ def convert_checkpoint(src: str, dst: str, arch: Optional[str] = None,
     if not backbone:
         raise CheckpointError(f'{src} has no iFormer backbone weights')
     variant = _check_variant(backbone, arch, src)
+    if variant is not None:  # a published variant: every backbone key must be there
+        from .models.backbones.iformer import IFormer
+        check_backbone_state(IFormer(variant), backbone, src)
     out['meta'].update({'arch': variant, 'source': os.path.basename(os.fspath(src)),
                         'converted_by': f'iformer_mm {__version__}'})
     atomic_torch_save(out, dst)

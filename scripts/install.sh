@@ -48,7 +48,7 @@ if ! mmcv_has_ops; then
     if "$VENV/bin/python" -c "import sys, torch; v=tuple(int(p) for p in torch.__version__.split('+')[0].split('.')[:2]); sys.exit(0 if v >= (2, 10) else 1)"; then
       sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
     fi
-    (cd "$SRC" && MMCV_WITH_OPS=1 MAX_JOBS="$(nproc)" "$VENV/bin/python" -m pip wheel -q \
+    (cd "$SRC" && MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$VENV/bin/python" -m pip wheel -q \
         --no-build-isolation --no-deps -w "$CACHE" .)
     "${PIP[@]}" install -q --no-deps "$CACHE/mmcv-$MMCV_VERSION"-*.whl
   fi

@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from timm.models.iformer import checkpoint_filter_fn
 
-from iformer_mm.checkpoint import safe_load
+from iformer_mm.checkpoint import ours_to_official, safe_load
 from iformer_mm.convert import convert_checkpoint
 from iformer_mm.models.classifiers import build_teacher
 from iformer_mm.models.heads import IFormerClsHead, IFormerDistillHead
@@ -85,12 +85,14 @@ def test_release_file_converts_and_matches_timm(variant, tmp_path):
     print(f'{variant}: {time.time() - start:.1f}s')
 
 
-def test_parameter_counts_of_all_configs():
-    """Exact parameter counts of the nine classifiers (weight init skipped: counts only)."""
+def test_parameter_and_published_key_counts_of_all_configs():
+    """Exact parameter counts and published key counts of the nine classifiers
+    (weight init skipped: counts only)."""
     with mock.patch('torch.nn.init.trunc_normal_', lambda t, *args, **kwargs: t):
         for variant in CONFIGS:
             model = build_classifier(variant)
             assert sum(p.numel() for p in model.parameters()) == PARAMS[variant], variant
+            assert len(ours_to_official(model.state_dict())) == PUBLISHED_KEYS[variant], variant
             del model
 
 

@@ -8,6 +8,7 @@ crop after the SHMA of the last windowed block; stage 3 stays global. Published 
 M windows SHMA 1-4 (all), L SHMA 1-7 of 8, L2 SHMA 1-10 of 11.
 Our backbone is loaded through ``init_cfg`` from a published ``{'model': ...}`` file.
 """
+import copy
 import time
 
 import pytest
@@ -189,3 +190,14 @@ def test_odd_sizes_pad_and_crop(published, size):
     global_shapes = [tuple(f.shape) for f in reference_features(ref, x, 0)]
     assert [tuple(f.shape) for f in ours] == global_shapes
     assert max_diff(ours, reference_features(ref, x, 4)) <= TOL
+
+
+def test_fused_windowed_backbone_matches_published_windowing(published):
+    """switch_to_deploy() (what latency runs and exports use) keeps the windowing."""
+    _, ref, model = published('m')
+    fused = copy.deepcopy(model)
+    fused.switch_to_deploy()
+    x = _image(224, 320, seed=7)
+    with torch.no_grad():
+        ours = fused(x)
+    assert max_diff(ours, reference_features(ref, x, PUBLISHED_WINDOWED_SHMA['m'])) <= TOL

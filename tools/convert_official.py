@@ -22,19 +22,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--arch', help='expected variant (t, s, m, l, l2, h): refuse other ones')
     parser.add_argument('--ema', action='store_true',
                         help="convert the 'model_ema' weights instead of 'model'")
-    args = parser.parse_args(argv)
-    if args.arch is not None:
-        from iformer_mm.models.backbones.iformer import normalize_arch_name
-        try:
-            normalize_arch_name(args.arch)
-        except ValueError as e:
-            parser.error(str(e))
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from iformer_mm.checkpoint import CheckpointError
+    from iformer_mm.models.backbones.iformer import ARCH_SETTINGS, normalize_arch_name
+    if args.arch is not None:
+        try:
+            normalize_arch_name(args.arch)
+        except ValueError:
+            print(f'error: --arch {args.arch!r} is not an iFormer variant; expected one of '
+                  f'{", ".join(ARCH_SETTINGS)} (or iformer-m / iFormer_m spellings)',
+                  file=sys.stderr)
+            return 2
     from iformer_mm.convert import convert_checkpoint
     try:
         meta = convert_checkpoint(args.src, args.dst, arch=args.arch, use_ema=args.ema)

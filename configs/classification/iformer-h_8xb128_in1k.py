@@ -19,5 +19,8 @@ param_scheduler = [
 # lr 8e-3 is for a total batch of 1024
 auto_scale_lr = dict(base_batch_size=1024)
 
-# EMA decay 0.9999 per iteration (mmengine momentum = 1 - decay); validation uses the EMA weights
-custom_hooks = [dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL')]
+# EMA decay 0.9999 per iteration (mmengine momentum = 1 - decay) over all weights and BN
+# statistics, like timm's ModelEma in the published code; validation uses the EMA weights
+custom_hooks = [
+    dict(type='EMAHook', momentum=1e-4, update_buffers=True, priority='ABOVE_NORMAL')
+]

@@ -280,12 +280,16 @@ class SHMA(nn.Module):
         return self.proj(out * gate)
 
     def _forward_deployed(self, x: torch.Tensor) -> torch.Tensor:
-        """Standard ops (exported graphs): one qkvg conv, explicit softmax attention."""
-        B, _, H, W = x.shape
+        """Standard ops (exported graphs): one qkvg conv, explicit softmax attention.
+
+        Shapes are read as Python ints so traced graphs (Core ML, ONNX) have constant reshapes.
+        """
+        B, _, H, W = (int(s) for s in x.shape)
         q, k, vg = self.qkvg(x).split([self.attn_dim, self.attn_dim, 2 * self.dim], dim=1)
-        v, gate = torch.sigmoid(vg).chunk(2, dim=1)
-        attn = torch.softmax(q.flatten(2).transpose(1, 2) @ k.flatten(2), dim=-1)  # (B, N, N)
-        out = (v.flatten(2) @ attn.transpose(1, 2)).reshape(B, self.dim, H, W)
+        v, gate = torch.sigmoid(vg).split([self.dim, self.dim], dim=1)
+        n, da = H * W, self.attn_dim
+        attn = torch.softmax(q.reshape(B, da, n).transpose(1, 2) @ k.reshape(B, da, n), dim=-1)
+        out = (v.reshape(B, self.dim, n) @ attn.transpose(1, 2)).reshape(B, self.dim, H, W)
         return self.proj(out * gate)
 
     def forward_fused(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,8 @@ from typing import Callable, Dict, Mapping, Optional
 import torch
 import torch.nn as nn
 
-from ...checkpoint import CheckpointError, safe_load
+from ...checkpoint import CheckpointError
+from ...checkpoint import safe_load
 
 StateDict = Dict[str, torch.Tensor]
 CONFIG_KEY = 'model.teacher'

@@ -1,0 +1,1 @@
+"""Analysis: parameter / MAC counts and latency benchmarks."""

@@ -1,0 +1,360 @@
+"""CPU latency of iFormer backbones / classifiers across backends, with timm as the baseline.
+
+How it measures (why): the machine may be shared, so absolute numbers drift. All backends of one
+case (model, part, resolution, batch) are built first and then timed *interleaved*: every round
+runs each backend once, in a rotating order. Slow phases of the machine then hit every backend
+alike, and the per-round ratio ours / timm is much steadier than either latency. We report the
+median and the p10 / p90 and IQR of the per-call times, and the median of the per-round ratios.
+Whether other processes used the CPU during the run is measured from /proc/stat and recorded.
+
+These are Linux CPU numbers (PyTorch / ONNX Runtime), not iPhone latencies.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from ..deploy.build import parse_model_name
+from ..deploy.classifier import IFormerClassifier
+from ..models.backbones import fused_cpu_ops
+from ..models.backbones.iformer import IFormer
+
+# Published ImageNet-1k top-1 at 224 (IFORMER_SPEC.md); L2 is the distilled 450-epoch model.
+PUBLISHED_TOP1 = {'t': 74.1, 's': 78.8, 'm': 80.4, 'l': 81.9, 'l2': 83.9, 'h': 84.8}
+
+BACKENDS: Dict[str, str] = {
+    'ours_unfused': 'our IFormer, eval, not fused, NCHW',
+    'ours_fused': 'switch_to_deploy(); NCHW in/out (oneDNN fused kernels, channels_last inside)',
+    'ours_fused_cl': 'switch_to_deploy(); channels_last input and outputs',
+    'ours_fused_cl_stdops': 'switch_to_deploy(); channels_last; fused kernels off (plain ops)',
+    'ours_fused_cl_win16': 'backbone only: published dense layout, 16x16 windows in stage 2',
+    'ours_compile': 'torch.compile of the fused model (inductor, default mode)',
+    'ours_onnxruntime': 'ONNX export of the fused model on ONNX Runtime (CPU EP)',
+    'timm_fused': "timm's port after model.fuse(); NCHW (the baseline)",
+    'timm_fused_cl': "timm's port after model.fuse(); channels_last",
+}
+DEFAULT_BACKENDS = tuple(BACKENDS)
+BASELINE = 'timm_fused'
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str          # arch key: t, s, m, l, l2, h
+    part: str           # 'backbone' (four feature maps) or 'classifier' (logits)
+    resolution: int
+    batch: int
+
+
+def _stats(ms: List[float]) -> Dict[str, float]:
+    q = statistics.quantiles(ms, n=20, method='inclusive') if len(ms) > 1 else [ms[0]] * 19
+    q1, q3 = (statistics.quantiles(ms, n=4, method='inclusive')[::2] if len(ms) > 1
+              else (ms[0], ms[0]))
+    return {'median_ms': statistics.median(ms), 'p10_ms': q[1], 'p90_ms': q[17],
+            'q1_ms': q1, 'q3_ms': q3, 'iqr_ms': q3 - q1, 'min_ms': min(ms),
+            'mean_ms': statistics.fmean(ms)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Building the callables
+# ----------------------------------------------------------------------------------------------
+def _ours(case: Case, fused: bool, window_size: int = 0) -> torch.nn.Module:
+    if case.part == 'classifier':
+        model = IFormerClassifier(case.model)
+    else:
+        model = IFormer(case.model, out_indices=(0, 1, 2, 3), window_size=window_size)
+    model.eval()
+    if fused:
+        model.switch_to_deploy()
+    return model
+
+
+def _timm(case: Case) -> Tuple[torch.nn.Module, Callable[[torch.Tensor], object]]:
+    import timm
+    model = timm.create_model(f'iformer_{case.model}', num_classes=1000).eval().fuse()
+    if case.part == 'classifier':
+        return model, model
+    return model, lambda x: model.forward_intermediates(x, intermediates_only=True)
+
+
+@contextlib.contextmanager
+def _kernels(enabled: bool):
+    previous = fused_cpu_ops._state['enabled']
+    fused_cpu_ops.set_fused_kernels(enabled)
+    try:
+        yield
+    finally:
+        fused_cpu_ops.set_fused_kernels(previous)
+
+
+def _onnx_runner(model: torch.nn.Module, x: torch.Tensor, threads: int, tmp_dir: str):
+    from ..deploy.onnx_export import onnxruntime_session, write_onnx
+    names = ['out'] if isinstance(model, IFormerClassifier) else [f'out{i}' for i in range(4)]
+    path = os.path.join(tmp_dir, 'model.onnx')
+    write_onnx(model, x, path, names)
+    session = onnxruntime_session(path, threads)
+    feed = {'image': x.numpy()}
+    return lambda _: session.run(None, feed)
+
+
+def build_backend(name: str, case: Case, x: torch.Tensor, threads: int, tmp_dir: str
+                  ) -> Tuple[Callable[[], object], Dict[str, object]]:
+    """A zero-argument callable running one forward of ``name`` on ``case``, and extra info."""
+    info: Dict[str, object] = {}
+    cl = x.contiguous(memory_format=torch.channels_last)
+    if name == 'ours_unfused':
+        m = _ours(case, fused=False)
+        return (lambda: m(x)), info
+    if name == 'ours_fused':
+        m = _ours(case, fused=True)
+        return (lambda: m(x)), info
+    if name == 'ours_fused_cl':
+        m = _ours(case, fused=True).to(memory_format=torch.channels_last)
+        return (lambda: m(cl)), info
+    if name == 'ours_fused_cl_stdops':
+        m = _ours(case, fused=True).to(memory_format=torch.channels_last)
+
+        def run():
+            with _kernels(False):
+                return m(cl)
+        return run, info
+    if name == 'ours_fused_cl_win16':
+        if case.part != 'backbone':
+            raise ValueError('windowed attention applies to the backbone only')
+        m = _ours(case, fused=True, window_size=16).to(memory_format=torch.channels_last)
+        return (lambda: m(cl)), info
+    if name == 'ours_compile':  # compiles on the first call (its time is first_call_s)
+        compiled = torch.compile(_ours(case, fused=True))
+        return (lambda: compiled(x)), info
+    if name == 'ours_onnxruntime':
+        run = _onnx_runner(_ours(case, fused=True), x, threads, tmp_dir)
+        import onnxruntime
+        info['onnxruntime'] = onnxruntime.__version__
+        return (lambda: run(None)), info
+    if name in ('timm_fused', 'timm_fused_cl'):
+        model, fn = _timm(case)
+        if name == 'timm_fused_cl':
+            model.to(memory_format=torch.channels_last)
+            return (lambda: fn(cl)), info
+        return (lambda: fn(x)), info
+    raise ValueError(f'unknown backend {name!r}; expected one of {list(BACKENDS)}')
+
+
+# ----------------------------------------------------------------------------------------------
+# Measuring
+# ----------------------------------------------------------------------------------------------
+def _applicable(name: str, case: Case) -> bool:
+    return not (name == 'ours_fused_cl_win16' and case.part != 'backbone')
+
+
+def measure_case(case: Case, backends: Sequence[str], runs: int, warmup: int, threads: int,
+                 log: Callable[[str], None] = print) -> Tuple[List[dict], List[dict]]:
+    """Interleaved timing of ``backends`` on one case: (result rows, ratio rows)."""
+    x = torch.randn(case.batch, 3, case.resolution, case.resolution,
+                    generator=torch.Generator().manual_seed(0))
+    runners: Dict[str, Callable[[], object]] = {}
+    rows: Dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix='iformer-bench-') as tmp:
+        for name in backends:
+            if not _applicable(name, case):
+                continue
+            row = dict(asdict(case), backend=name, description=BACKENDS.get(name, ''))
+            try:
+                run, info = build_backend(name, case, x, threads, tmp)  # outside inference_mode
+                with torch.inference_mode():
+                    t0 = time.perf_counter()
+                    run()  # first call: compiles (torch.compile), packs weights (ours)
+                    info['first_call_s'] = round(time.perf_counter() - t0, 2)
+                    for _ in range(warmup):
+                        run()
+                runners[name] = run
+                row.update(info, status='ok')
+            except Exception as e:  # record and go on (e.g. torch.compile without a compiler)
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+                row.update(status='failed', error=f'{type(e).__name__}: {first}'[:500])
+                log(f'  {name}: FAILED ({row["error"]})')
+                if os.environ.get('IFORMER_MM_BENCH_DEBUG'):
+                    traceback.print_exc()
+            rows[name] = row
+        times: Dict[str, List[float]] = {name: [] for name in runners}
+        order = list(runners)
+        with torch.inference_mode():
+            for r in range(runs):
+                k = r % max(len(order), 1)
+                for name in order[k:] + order[:k]:  # rotate so no backend always runs first
+                    t0 = time.perf_counter()
+                    runners[name]()
+                    times[name].append((time.perf_counter() - t0) * 1e3)
+    for name, ms in times.items():
+        rows[name].update(_stats(ms), runs=runs, warmup=warmup)
+        rows[name]['per_image_ms'] = rows[name]['median_ms'] / case.batch
+    ratios = []
+    for baseline in (BASELINE, 'timm_fused_cl'):
+        if baseline not in times:
+            continue
+        for name in times:
+            if name.startswith('ours_'):
+                per_round = [a / b for a, b in zip(times[name], times[baseline])]
+                q = (statistics.quantiles(per_round, n=10, method='inclusive')
+                     if len(per_round) > 1 else [per_round[0]] * 9)
+                ratios.append(dict(asdict(case), ours=name, baseline=baseline,
+                                   median_ratio=statistics.median(per_round),
+                                   p10_ratio=q[0], p90_ratio=q[8],
+                                   ratio_of_medians=rows[name]['median_ms'] / rows[baseline]['median_ms']))
+    for name in rows:
+        if rows[name]['status'] == 'ok':
+            log(f"  {name:<22} median {rows[name]['median_ms']:9.2f} ms  "
+                f"(p10 {rows[name]['p10_ms']:.2f}, p90 {rows[name]['p90_ms']:.2f})")
+    return list(rows.values()), ratios
+
+
+def train_step_times(arch: str, batch: int, resolution: int, runs: int, warmup: int,
+                     log: Callable[[str], None] = print) -> dict:
+    """Forward + backward + SGD step of the unfused classifier in train mode: ours vs timm."""
+    import timm
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, resolution, resolution, generator=g)
+    y = torch.randint(0, 1000, (batch,), generator=g)
+    models = {'ours': IFormerClassifier(arch).train(),
+              'timm': timm.create_model(f'iformer_{arch}', num_classes=1000).train()}
+    steps = {}
+    for name, model in models.items():
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+
+        def step(model=model, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+        steps[name] = step
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    times: Dict[str, List[float]] = {name: [] for name in steps}
+    for r in range(runs):
+        for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
+            t0 = time.perf_counter()
+            steps[name]()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    per_round = [a / b for a, b in zip(times['ours'], times['timm'])]
+    result = {'model': arch, 'batch': batch, 'resolution': resolution, 'runs': runs,
+              'warmup': warmup, 'what': 'forward + backward + SGD step, train mode, unfused',
+              'ours': _stats(times['ours']), 'timm': _stats(times['timm']),
+              'median_ratio': statistics.median(per_round)}
+    log(f"  train step {arch} b{batch} {resolution}: ours {result['ours']['median_ms']:.1f} ms, "
+        f"timm {result['timm']['median_ms']:.1f} ms, ratio {result['median_ratio']:.2f}")
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Environment
+# ----------------------------------------------------------------------------------------------
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    return platform.processor() or 'unknown'
+
+
+def _cpu_busy_seconds() -> Optional[float]:
+    """Busy CPU seconds of the whole machine since boot (all cores), from /proc/stat."""
+    try:
+        with open('/proc/stat') as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf('SC_CLK_TCK')
+
+
+def _own_cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class MachineMonitor:
+    """How much CPU *other* processes used while we measured (shared-machine detection)."""
+
+    def __enter__(self) -> 'MachineMonitor':
+        self.load_before = os.getloadavg()
+        self.t0, self.busy0, self.own0 = time.time(), _cpu_busy_seconds(), _own_cpu_seconds()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.time() - self.t0
+        busy1 = _cpu_busy_seconds()
+        self.other_cpu_s = (None if busy1 is None or self.busy0 is None else
+                            max(0.0, (busy1 - self.busy0) - (_own_cpu_seconds() - self.own0)))
+        self.load_after = os.getloadavg()
+
+    def summary(self) -> dict:
+        cores = os.cpu_count() or 1
+        frac = None if self.other_cpu_s is None else self.other_cpu_s / (self.wall * cores)
+        shared = frac is None or frac > 0.05 or self.load_before[0] > 0.5
+        return {
+            'wall_s': round(self.wall, 1),
+            'load_average_before': [round(v, 2) for v in self.load_before],
+            'load_average_after': [round(v, 2) for v in self.load_after],
+            'other_processes_cpu_fraction': None if frac is None else round(frac, 3),
+            'machine_shared': shared,
+            'note': ('other processes used the CPU during the measurement (shared machine): '
+                     'absolute latencies are noisy; the interleaved ratios are the robust figures'
+                     if shared else 'no other significant CPU use was observed during the run'),
+        }
+
+
+def environment(threads: int) -> dict:
+    import timm
+    env = {'cpu': _cpu_model(), 'cpu_count': os.cpu_count(), 'torch_threads': threads,
+           'python': platform.python_version(), 'platform': platform.platform(),
+           'torch': torch.__version__, 'timm': timm.__version__,
+           'mkldnn': torch.backends.mkldnn.is_available(),
+           'fused_cpu_kernels': fused_cpu_ops.fused_kernels_available(),
+           'dtype': 'float32', 'device': 'cpu'}
+    with contextlib.suppress(ImportError):
+        import onnxruntime
+        env['onnxruntime'] = onnxruntime.__version__
+    return env
+
+
+def run_benchmark(cases: Sequence[Case], backends: Sequence[str], runs: int, warmup: int,
+                  threads: int, train_step: Optional[Tuple[Sequence[str], int, int]] = None,
+                  log: Callable[[str], None] = print) -> dict:
+    """Measure every case (and optionally the train step); returns the results document."""
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise ValueError(f'unknown backends {unknown}; expected some of {list(BACKENDS)}')
+    if runs < 1 or warmup < 0:
+        raise ValueError(f'runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}')
+    torch.set_num_threads(threads)
+    results, ratios, train = [], [], []
+    with MachineMonitor() as monitor:
+        for case in cases:
+            log(f'{case.part} iformer_{case.model} {case.resolution}x{case.resolution} '
+                f'batch {case.batch}')
+            rows, rs = measure_case(case, backends, runs, warmup, threads, log)
+            results += rows
+            ratios += rs
+        if train_step:
+            models, batch, resolution = train_step
+            for arch in models:
+                train.append(train_step_times(parse_model_name(arch)[0], batch, resolution,
+                                              max(3, runs // 3), max(1, warmup // 2), log))
+    return {'environment': environment(threads), 'machine': monitor.summary(),
+            'method': {'runs': runs, 'warmup': warmup, 'interleaved': True,
+                       'timer': 'time.perf_counter around one forward, torch.inference_mode',
+                       'baseline': BASELINE, 'backends': {b: BACKENDS[b] for b in backends},
+                       'note': 'Linux CPU latencies (not iPhone); random weights'},
+            'results': results, 'ratios': ratios, 'train_step': train}

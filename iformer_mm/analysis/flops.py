@@ -1,0 +1,91 @@
+"""Parameters and multiply-accumulates (MACs) of every iFormer variant.
+
+Conventions (those of the published figures, see IFORMER_SPEC.md):
+
+* params: the trainable classifier (backbone + BN/Linear head, 1000 classes), *unfused*;
+* GMACs: the *fused* classifier (BN folded, RepCPE merged, q/k/v one conv), one multiply-add = 1
+  MAC, convolutions, linear layers and both attention matmuls counted (``FlopCounterMode`` counts
+  2 FLOPs per MAC; we halve), softmax / activations / adds not counted (as fvcore).
+
+The forward runs on the ``meta`` device: shapes only, no arithmetic, so even H at 512 is fast.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..deploy.build import parse_model_name
+from ..deploy.classifier import IFormerClassifier
+from ..models.backbones.iformer import ARCH_SETTINGS, IFormer
+
+VARIANTS: Tuple[str, ...] = tuple(ARCH_SETTINGS)
+# What the published code computes at 224 (IFORMER_SPEC.md): params (M), GMACs.
+REFERENCE_224: Dict[str, Tuple[float, float]] = {
+    't': (2.886, 0.531), 's': (6.563, 1.092), 'm': (8.907, 1.640),
+    'l': (14.780, 2.827), 'l2': (24.519, 4.531), 'h': (99.597, 15.530)}
+# What the published README claims, where it differs from the code.
+README_GMACS = {'l': 2.63}
+
+
+def count_params(model: torch.nn.Module) -> int:
+    """Trainable parameters (call on the unfused model)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_macs(model: torch.nn.Module, resolution: Tuple[int, int] = (224, 224)) -> Dict[str, int]:
+    """MACs per op type of ``model`` fused, on one (1, 3, H, W) image.
+
+    The model is moved to the ``meta`` device and fused there (it is consumed).
+    """
+    model = model.to('meta').eval()
+    model.switch_to_deploy()
+    x = torch.empty(1, 3, *resolution, device='meta')
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return {str(op).replace('aten.', ''): int(flops) // 2
+            for op, flops in counter.get_flop_counts()['Global'].items()}
+
+
+def model_row(name: str, resolution: int = 224, task: str = 'classifier',
+              window_size: int = 0) -> Dict[str, object]:
+    """One JSON row: ``{"model", "resolution", "params", "gmacs"}`` (+ GMACs per op).
+
+    ``params`` always counts the classifier (1000 classes); ``task='backbone'`` counts the MACs of
+    the four-output backbone instead (``window_size`` 16 = the published dense backbone).
+    """
+    arch, _ = parse_model_name(name)
+    classifier = IFormerClassifier(arch, num_classes=1000)
+    params = count_params(classifier)
+    model = (classifier if task == 'classifier'
+             else IFormer(arch, out_indices=(0, 1, 2, 3), window_size=window_size))
+    macs = count_macs(model, (resolution, resolution))
+    row: Dict[str, object] = {'model': f'iformer_{arch}', 'resolution': resolution,
+                              'params': params, 'gmacs': round(sum(macs.values()) / 1e9, 4)}
+    if task != 'classifier':
+        row.update(task=task, window_size=window_size)
+    elif arch in README_GMACS and resolution == 224:
+        row['note'] = (f'the published README says {README_GMACS[arch]:.2f} GMACs; the published '
+                       f"code computes {row['gmacs']:.2f} (measured here)")
+    row['gmacs_by_op'] = {k: round(v / 1e9, 4) for k, v in macs.items()}
+    return row
+
+
+def table(models: Optional[Sequence[str]] = None, resolution: int = 224) -> List[Dict[str, object]]:
+    return [model_row(m, resolution) for m in (models or VARIANTS)]
+
+
+def format_table(rows: List[Dict[str, object]]) -> str:
+    """Human-readable table with the published figures and notes where they differ."""
+    lines = [f"{'model':<12}{'res':>5}{'params (M)':>12}{'GMACs':>9}{'code ref':>10}  note"]
+    for row in rows:
+        arch = str(row['model'])[len('iformer_'):]
+        ref = REFERENCE_224.get(arch) if row['resolution'] == 224 else None
+        note = ''
+        if arch in README_GMACS and row['resolution'] == 224:
+            note = (f"published README says {README_GMACS[arch]:.2f} GMACs; the published code "
+                    f"computes {row['gmacs']:.2f}")
+        lines.append(f"{row['model']:<12}{row['resolution']:>5}{row['params'] / 1e6:>12.3f}"
+                     f"{row['gmacs']:>9.3f}{(f'{ref[1]:.3f}' if ref else '-'):>10}  {note}".rstrip())
+    return '\n'.join(lines)

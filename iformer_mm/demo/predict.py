@@ -1,0 +1,92 @@
+"""Turn a trained runner's predictions on the first validation images into the demo's pictures.
+
+Why a separate pass over a few images (not a hook during ``runner.test()``): the metrics come
+from the toolboxes' own test loop untouched; this only re-runs ``model.test_step`` on the first
+batches of the same test dataloader, which is cheap, and reads back what the toolboxes predict
+(``pred_label`` / ``pred_instances`` / ``pred_sem_seg``) at the original image size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import visualize as vis
+
+#: objects below this score are not drawn
+DET_SCORE_THR = 0.3
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert('RGB'))
+
+
+def predictions(runner: Any, count: int) -> Iterator[Any]:
+    """The first ``count`` data samples of the test set, with the model's predictions."""
+    model = runner.model
+    model.eval()
+    seen = 0
+    with torch.no_grad():
+        for batch in runner.test_dataloader:
+            for sample in model.test_step(batch):
+                yield sample
+                seen += 1
+                if seen >= count:
+                    return
+
+
+def _label(value: Any) -> int:
+    return int(torch.as_tensor(value).reshape(-1)[0])
+
+
+def draw_classification(samples: Sequence[Any], classes: Sequence[str]) -> Image.Image:
+    tiles = []
+    for s in samples:
+        pred = _label(s.pred_label)
+        score = float(torch.as_tensor(s.pred_score).reshape(-1)[pred])
+        tiles.append(vis.classification_tile(_read_rgb(s.img_path), classes[pred],
+                                             classes[_label(s.gt_label)], score))
+    return vis.grid(tiles, cols=6)
+
+
+def draw_detection(samples: Sequence[Any], classes: Sequence[str]) -> Image.Image:
+    tiles = []
+    for s in samples:
+        inst = s.pred_instances
+        keep = (inst.scores >= DET_SCORE_THR).cpu().numpy()
+        masks = inst.masks.cpu().numpy()[keep] if 'masks' in inst else None
+        tiles.append(vis.detection_tile(
+            _read_rgb(s.img_path), inst.bboxes.cpu().numpy()[keep],
+            inst.labels.cpu().numpy()[keep].tolist(), inst.scores.cpu().numpy()[keep].tolist(),
+            classes, masks=masks))
+    return vis.grid(tiles, cols=4)
+
+
+def draw_segmentation(samples: Sequence[Any], palette: Sequence[Sequence[int]]) -> Image.Image:
+    tiles: List[Image.Image] = []
+    for s in samples:
+        tiles += vis.segmentation_row(_read_rgb(s.img_path),
+                                      s.gt_sem_seg.data[0].cpu().numpy(),
+                                      s.pred_sem_seg.data[0].cpu().numpy(), palette)
+    return vis.grid(tiles, cols=3)
+
+
+def draw(task: str, runner: Any) -> Image.Image:
+    """The prediction picture for ``task`` ('cls' | 'det' | 'seg') from a trained runner."""
+    meta = runner.test_dataloader.dataset.metainfo
+    drawers: Dict[str, Callable[[], Image.Image]] = {
+        'cls': lambda: draw_classification(list(predictions(runner, 18)), meta['classes']),
+        'det': lambda: draw_detection(list(predictions(runner, 8)), meta['classes']),
+        'seg': lambda: draw_segmentation(list(predictions(runner, 4)), meta['palette']),
+    }
+    if task not in drawers:
+        raise ValueError(f'no picture for task {task!r}; expected one of {sorted(drawers)}')
+    return drawers[task]()
+
+
+def write_picture(task: str, runner: Any, out_dir: Path) -> Path:
+    return vis.save_png(draw(task, runner), Path(out_dir) / f'{task}_predictions.png')

@@ -1,0 +1,83 @@
+"""The demo's outputs: ``results.json`` (numbers + provenance) and the printed results table.
+
+Why both wall and CPU time: the demo is meant for a 2-core machine, and a shared machine inflates
+wall time by whatever else runs; process CPU time shows the work itself.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, List
+
+_PACKAGES = ('torch', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmsegmentation', 'numpy',
+             'pycocotools', 'timm')
+
+
+def versions() -> Dict[str, str]:
+    """Python, the iformer-mm version and the installed versions of the stack it ran on."""
+    from ..version import __version__
+    out = {'python': platform.python_version(), 'iformer_mm': __version__}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = 'not installed'
+    return out
+
+
+def machine() -> Dict[str, Any]:
+    import torch
+    load = os.getloadavg() if hasattr(os, 'getloadavg') else None
+    return {'platform': platform.platform(), 'cpu_count': os.cpu_count(),
+            'torch_threads': torch.get_num_threads(),
+            'load_average_at_end': [round(x, 2) for x in load] if load else None}
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Write JSON via a temporary file + rename (never a half-written results file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write('\n')
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f'{minutes}m{secs:02d}s' if minutes else f'{secs}s'
+
+
+def table_rows(tasks: Dict[str, Dict[str, Any]]) -> List[List[str]]:
+    """One row per metric: task, metric, value, trivial baseline, train time, iterations, size."""
+    rows = []
+    for name, rec in tasks.items():
+        for metric in rec['metrics']:
+            rows.append([name, metric['label'], f"{metric['value']:.3f}", metric['baseline'],
+                         f"{duration(rec['train_seconds'])} ({duration(rec['train_cpu_seconds'])} cpu)",
+                         str(rec['iterations']), f"{rec['image_size']} px"])
+    return rows
+
+
+HEADER = ['task', 'metric', 'value', 'trivial', 'train time (cpu)', 'iters', 'image size']
+
+
+def format_table(rows: List[List[str]], markdown: bool = False) -> str:
+    """Plain aligned columns for the terminal, or a Markdown table for the README."""
+    if markdown:
+        lines = ['| ' + ' | '.join(HEADER) + ' |', '|' + '---|' * len(HEADER)]
+        return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows])
+    widths = [max(len(str(c)) for c in col) for col in zip(HEADER, *rows)]
+    fmt = '  '.join(f'{{:<{w}}}' for w in widths)
+    return '\n'.join(fmt.format(*r) for r in [HEADER, *rows])

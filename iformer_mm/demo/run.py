@@ -1,0 +1,111 @@
+"""Run the demo end to end: data -> train -> evaluate -> picture, per task; then the report.
+
+Why one function per step: each can be tested (and reused) on its own; :func:`run_demo` only
+sequences them and collects the numbers into ``results.json``.
+"""
+from __future__ import annotations
+
+import gc
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence
+
+import numpy as np
+
+from . import report
+from .data import ensure_data
+from .predict import write_picture
+from .tasks import TASKS, DemoTask
+from .train import load_config, train_and_test
+
+RESULTS_FILE = 'results.json'
+
+
+def background_scores(root: Path) -> Dict[str, float]:
+    """mIoU and pixel accuracy (in %) of predicting 'background' everywhere on the val set.
+
+    With that predictor only background has a non-zero IoU (its pixel share); mmseg's
+    ``IoUMetric`` averages over the classes present in the ground truth or the prediction.
+    """
+    from PIL import Image
+
+    from ..datasets import ADE_CLASSES
+    folder = Path(root) / 'ADEChallengeData2016' / 'annotations' / 'validation'
+    counts = np.zeros(256, dtype=np.int64)
+    for png in sorted(folder.glob('*.png')):
+        counts += np.bincount(np.asarray(Image.open(png)).reshape(-1), minlength=256)
+    labels = counts[1:1 + len(ADE_CLASSES)]  # reduce_zero_label: png value v -> class v - 1
+    share = 100.0 * labels[0] / max(int(labels.sum()), 1)
+    return {'mIoU': share / max(int((labels > 0).sum()), 1), 'aAcc': share}
+
+
+def baseline(task: DemoTask, data_dir: Path, metric: str) -> str:
+    """What a trivial predictor scores on ``metric``, as text for the table."""
+    if task.name == 'cls' and metric == 'accuracy/top1':
+        return '0.200'
+    if task.name == 'det':
+        return '0.000'
+    if task.name == 'seg':
+        return f'{background_scores(data_dir)[metric] / 100:.3f}'
+    return '-'
+
+
+def run_task(task: DemoTask, data_root: Path, out_dir: Path, seed: int, quick: bool,
+             log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Generate (if needed), train, evaluate and draw one task; return its results record."""
+    spec = task.quick_data if quick else task.data
+    data_dir = ensure_data(spec, data_root, log)
+    cfg = load_config(task, data_dir, out_dir / 'work_dirs' / task.name, seed, quick)
+    log(f'{task.name}: training {task.title} from {task.config}')
+    result = train_and_test(cfg)
+    picture = write_picture(task.name, result.runner, out_dir)
+    log(f'{task.name}: wrote {picture}')
+    metrics = [dict(key=key, label=label, value=result.metrics[key] / scale,
+                    baseline=baseline(task, data_dir, key)) for key, label, scale in task.metrics]
+    record = dict(
+        title=task.title, config=f'configs/{task.config}', data=str(data_dir),
+        train_images=spec.total('train'), val_images=spec.total('val'),
+        image_size=spec.image_size, data_seed=spec.seed, train_seed=seed,
+        metrics=metrics, raw_metrics=result.metrics,
+        train_seconds=round(result.train_seconds, 1),
+        train_cpu_seconds=round(result.train_cpu_seconds, 1),
+        test_seconds=round(result.test_seconds, 1), iterations=result.iterations,
+        epochs=result.epochs, batch_size=int(cfg.train_dataloader.batch_size),
+        picture=picture.name, work_dir=str(cfg.work_dir))
+    del result
+    gc.collect()
+    return record
+
+
+def run_demo(tasks: Sequence[str], out_dir: Path, data_root: Path, seed: int = 0,
+             quick: bool = False, log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Run ``tasks`` in order; write ``out_dir/results.json`` after each, return the results."""
+    out_dir, data_root = Path(out_dir), Path(data_root)
+    results: Dict[str, Any] = dict(seed=seed, quick=quick, versions=report.versions(), tasks={})
+    start = time.perf_counter()
+    for name in tasks:
+        results['tasks'][name] = run_task(TASKS[name], data_root, out_dir, seed, quick, log)
+        results['total_seconds'] = round(time.perf_counter() - start, 1)
+        results['machine'] = report.machine()
+        report.write_json(out_dir / RESULTS_FILE, results)
+    return results
+
+
+def summary(results: Dict[str, Any], markdown: bool = False) -> str:
+    return report.format_table(report.table_rows(results['tasks']), markdown=markdown)
+
+
+def check_out_dir(out_dir: Path) -> Optional[str]:
+    """Why ``out_dir`` cannot receive the demo's outputs, or None if it can."""
+    import os
+    path = Path(out_dir).absolute()
+    if path.exists() and not path.is_dir():
+        return f'--out-dir {str(out_dir)!r} exists and is not a directory'
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return f'--out-dir {str(out_dir)!r}: {str(probe)!r} is a file, not a directory'
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f'--out-dir {str(out_dir)!r} is not writable ({str(probe)!r} denies writing)'
+    return None

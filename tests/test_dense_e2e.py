@@ -1,0 +1,209 @@
+"""End to end with the toolboxes' OWN tools: mmdet's / mmseg's ``tools/train.py`` and
+``tools/test.py`` (shipped inside the packages) train and evaluate our iFormer-T configs on small
+generated COCO / ADE20K-layout datasets with the real evaluators (pycocotools bbox + segm AP, mIoU).
+
+Small test configs are written next to the data; they inherit the real iFormer-T configs and
+override only data root / classes, image scale, schedule length, workers and the backbone
+init (no weights exist in tests). The trained checkpoint is also rewritten in the published
+det / seg layout (published backbone key names) and must evaluate to the same metrics.
+Each run takes minutes on 2 CPU cores: marked slow.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mmengine
+import pytest
+import torch
+
+from iformer_mm.checkpoint import ours_to_official
+from iformer_mm.datasets import ADE_CLASSES, ADE_PALETTE, COCO_CLASSES, make_ade20k, make_coco
+
+from .dense_helpers import det_config, seg_config
+
+pytestmark = pytest.mark.slow
+
+SITE = Path(__import__('mmdet').__file__).resolve().parents[1]
+MMDET_TOOLS = SITE / 'mmdet' / '.mim' / 'tools'
+MMSEG_TOOLS = SITE / 'mmseg' / '.mim' / 'tools'
+
+
+def _run(tool: Path, *args: str, cwd: Path) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS='2', MKL_NUM_THREADS='2', CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.run([sys.executable, str(tool), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, f'{tool} {args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
+    return proc.stdout + proc.stderr
+
+
+def _last_metrics(work_dir: Path) -> dict:
+    """Metrics the runner logged last (train: ``<ts>/vis_data/<ts>.json``, test: ``<ts>/<ts>.json``)."""
+    logs = sorted(p for p in work_dir.glob('2*/**/2*.json'))
+    assert logs, f'no json log under {work_dir}'
+    return json.loads(logs[-1].read_text().strip().splitlines()[-1])
+
+
+def _metrics(record: dict, prefix: str = '') -> dict:
+    return {k: v for k, v in record.items() if k.startswith(prefix) and k not in ('time', 'data_time', 'step')}
+
+
+def _to_published_layout(src: Path, dst: Path) -> None:
+    """Rewrite an mm checkpoint as the published det / seg release files are: published
+    backbone key names under ``backbone.``, everything else unchanged."""
+    ckpt = torch.load(src, map_location='cpu', weights_only=True)
+    state = ckpt['state_dict']
+    backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    out = {k: v for k, v in state.items() if not k.startswith('backbone.')}
+    out.update({f'backbone.{k}': v for k, v in ours_to_official(backbone).items()})
+    torch.save({'meta': {'epoch': ckpt['meta'].get('epoch')}, 'state_dict': out}, dst)
+
+
+def test_mmdet_tools_train_and_test_mask_rcnn(tmp_path):
+    root = tmp_path / 'coco'
+    make_coco(root, num_train=8, num_val=4, image_size=128, seed=0)
+    cfg = tmp_path / 'mask-rcnn_iformer-t_tiny.py'
+    cfg.write_text(f'''
+_base_ = [{str(det_config('t'))!r}]
+data_root = {str(root) + '/'!r}
+metainfo = dict(classes={tuple(COCO_CLASSES)!r})
+# fewer proposals / RoIs than the 1333x800 setting (CPU time); score_thr 0 so that an
+# 8-iteration model still hands detections to the COCO evaluator
+model = dict(
+    backbone=dict(init_cfg=None),
+    roi_head=dict(bbox_head=dict(num_classes={len(COCO_CLASSES)}),
+                  mask_head=dict(num_classes={len(COCO_CLASSES)})),
+    train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=200),
+                   rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200),
+                  rcnn=dict(score_thr=0., max_per_img=50)))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=(160, 128), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(160, 128), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                          'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=2, val_interval=2)
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=4)]
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
+load_from = None
+''')
+    work = tmp_path / 'work'
+    _run(MMDET_TOOLS / 'train.py', str(cfg), '--work-dir', str(work), cwd=tmp_path)
+    ckpt = work / 'epoch_2.pth'
+    assert ckpt.is_file()
+    trained = _last_metrics(work)
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP_50'):
+        assert key in trained and -1 <= trained[key] <= 1, (key, trained)
+
+    test_work = tmp_path / 'test'
+    native_out = tmp_path / 'native.pkl'
+    _run(MMDET_TOOLS / 'test.py', str(cfg), str(ckpt), '--work-dir', str(test_work),
+         '--out', str(native_out), cwd=tmp_path)
+    tested = _metrics(_last_metrics(test_work), 'coco/')
+    assert tested == _metrics(trained, 'coco/')
+
+    published = tmp_path / 'mask_rcnn_iformer_t_published.pth'
+    _to_published_layout(ckpt, published)
+    pub_out = tmp_path / 'published.pkl'
+    _run(MMDET_TOOLS / 'test.py', str(cfg), str(published), '--work-dir', str(tmp_path / 'test_pub'),
+         '--out', str(pub_out), cwd=tmp_path)
+    assert _metrics(_last_metrics(tmp_path / 'test_pub'), 'coco/') == tested
+    # identical detections, not only identical (possibly all-zero) AP
+    native, from_published = mmengine.load(str(native_out)), mmengine.load(str(pub_out))
+    assert len(native) == len(from_published) == 4
+    assert sum(len(r['pred_instances']['scores']) for r in native) > 0
+    for a, b in zip(native, from_published):
+        for key in ('bboxes', 'scores', 'labels'):
+            assert torch.equal(torch.as_tensor(a['pred_instances'][key]),
+                               torch.as_tensor(b['pred_instances'][key])), key
+
+
+def test_mmseg_tools_train_and_test_semantic_fpn(tmp_path):
+    root = tmp_path / 'ade'
+    summary = make_ade20k(root, num_train=8, num_val=4, image_size=128, seed=0)
+    data_root = str(summary['data_root'])
+    cfg = tmp_path / 'fpn_iformer-t_tiny.py'
+    cfg.write_text(f'''
+_base_ = [{str(seg_config('t'))!r}]
+data_root = {data_root!r}
+crop_size = (128, 128)
+metainfo = dict(classes={tuple(ADE_CLASSES)!r}, palette={[list(c) for c in ADE_PALETTE]!r})
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(init_cfg=None),
+    decode_head=dict(num_classes={len(ADE_CLASSES)}))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=(256, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(256, 128), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
+tiny_dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
+               img_suffix='.jpg', seg_map_suffix='.png', reduce_zero_label=True)
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(tiny_dataset, _delete_=True, pipeline=train_pipeline,
+                 data_prefix=dict(img_path='images/training',
+                                  seg_map_path='annotations/training')))
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(tiny_dataset, _delete_=True, pipeline=test_pipeline,
+                 data_prefix=dict(img_path='images/validation',
+                                  seg_map_path='annotations/validation')))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters=8, val_interval=8)
+param_scheduler = [dict(type='PolyLR', eta_min=1e-6, power=0.9, begin=0, end=8, by_epoch=False)]
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=8))
+load_from = None
+''')
+    work = tmp_path / 'work'
+    _run(MMSEG_TOOLS / 'train.py', str(cfg), '--work-dir', str(work), cwd=tmp_path)
+    ckpt = work / 'iter_8.pth'
+    assert ckpt.is_file()
+    trained = _last_metrics(work)
+    assert 0 <= trained['mIoU'] <= 100 and 'aAcc' in trained, trained
+
+    test_work = tmp_path / 'test'
+    _run(MMSEG_TOOLS / 'test.py', str(cfg), str(ckpt), '--work-dir', str(test_work),
+         '--out', str(tmp_path / 'native_png'), cwd=tmp_path)
+    tested = _metrics(_last_metrics(test_work))
+    assert (tested['mIoU'], tested['aAcc']) == (trained['mIoU'], trained['aAcc'])
+
+    published = tmp_path / 'fpn_iformer_t_published.pth'
+    _to_published_layout(ckpt, published)
+    _run(MMSEG_TOOLS / 'test.py', str(cfg), str(published), '--work-dir', str(tmp_path / 'test_pub'),
+         '--out', str(tmp_path / 'published_png'), cwd=tmp_path)
+    assert _metrics(_last_metrics(tmp_path / 'test_pub')) == tested
+    # identical label maps, file by file
+    native = sorted((tmp_path / 'native_png').glob('*.png'))
+    assert len(native) == 4
+    for path in native:
+        assert path.read_bytes() == (tmp_path / 'published_png' / path.name).read_bytes(), path.name

@@ -1,0 +1,133 @@
+"""The deployed (fused) backbone's fast paths give the same outputs as timm and the unfused model.
+
+Covers: the oneDNN fused-kernel path (grad off), the standard-op deployed path (grad on, exports),
+channels_last in / out, windowed attention with padding, weight-cache invalidation, models built
+under inference_mode, and the unfused training path (outputs and gradients vs timm).
+"""
+import copy
+
+import pytest
+import timm
+import timm.models.iformer as timm_iformer
+import torch
+
+from .conftest import randomize_bn
+from iformer_mm.checkpoint import ours_to_official
+from iformer_mm.models.backbones import fused_cpu_ops
+from iformer_mm.models.backbones.iformer import IFormer
+
+TOL = 1e-4
+
+
+def _max_diff(a, b) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
+def _pair(arch: str, seed: int = 0):
+    torch.manual_seed(seed)
+    ours = randomize_bn(IFormer(arch, out_indices=(0, 1, 2, 3)), seed).eval()
+    ref = timm.create_model(f'iformer_{arch}', num_classes=10).eval()
+    sd = timm_iformer.checkpoint_filter_fn(ours_to_official(ours.state_dict()), ref)
+    missing, unexpected = ref.load_state_dict(sd, strict=False)
+    assert not unexpected and all(k.startswith('head.') for k in missing)
+    return ours, ref
+
+
+def _timm_features(ref, x):
+    with torch.no_grad():
+        return ref.forward_intermediates(x, intermediates_only=True)
+
+
+@pytest.mark.parametrize('arch', ['t', pytest.param('m', marks=pytest.mark.slow),
+                                  pytest.param('h', marks=pytest.mark.slow)])
+def test_every_inference_path_matches_timm(arch):
+    ours, ref = _pair(arch)
+    x = torch.randn(2, 3, 160, 192)
+    expected = _timm_features(ref, x)
+    with torch.no_grad():
+        assert _max_diff(ours(x), expected) <= TOL                         # unfused
+    ours.switch_to_deploy()
+    assert fused_cpu_ops.fused_kernels_available()
+    with torch.no_grad():
+        fast = ours(x)                                                      # oneDNN kernels
+        assert all(t.is_contiguous() for t in fast)                         # format follows input
+        assert _max_diff(fast, expected) <= TOL
+        cl = ours(x.contiguous(memory_format=torch.channels_last))
+        assert all(t.is_contiguous(memory_format=torch.channels_last) for t in cl)
+        assert _max_diff(cl, expected) <= TOL
+    std = ours(x)                                                           # grad on: plain ops
+    assert std[0].requires_grad
+    assert _max_diff([t.detach() for t in std], expected) <= TOL
+    fused_cpu_ops.set_fused_kernels(False)
+    try:
+        with torch.no_grad():
+            assert _max_diff(ours(x), expected) <= TOL
+    finally:
+        fused_cpu_ops.set_fused_kernels(True)
+
+
+def test_windowed_paths_agree_with_padding():
+    torch.manual_seed(0)
+    model = randomize_bn(IFormer('t', out_indices=(0, 1, 2, 3), window_size=16)).eval()
+    x = torch.randn(1, 3, 200, 264)  # stage 2 is 13x17: padded to 16x32, two windows
+    with torch.no_grad():
+        expected = model(x)
+        deployed = copy.deepcopy(model)
+        deployed.switch_to_deploy()
+        assert _max_diff(deployed(x), expected) <= TOL
+        assert _max_diff(deployed(x.contiguous(memory_format=torch.channels_last)), expected) <= TOL
+    assert _max_diff([t.detach() for t in deployed(x)], expected) <= TOL
+
+
+def test_equal_qk_and_v_dims_and_layer_scale():
+    # attn_ratio 1 (as H): q, k and v have the same width; layer scale folded on deploy
+    arch = dict(dims=(16, 32, 64, 96), depths=(1, 1, 5, 3), num_attn=(0, 0, 1, 1),
+                attn_ratio=(0, 0, 1, 1), conv_ratio=2, ffn_ratio=2, layer_scale_init_value=0.5)
+    torch.manual_seed(0)
+    model = randomize_bn(IFormer(arch, out_indices=(0, 1, 2, 3))).eval()
+    x = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        expected = model(x)
+        model.switch_to_deploy()
+        assert _max_diff(model(x), expected) <= TOL
+
+
+def test_packed_weights_follow_new_weights():
+    torch.manual_seed(0)
+    a = randomize_bn(IFormer('t'), 1).eval()
+    b = randomize_bn(IFormer('t'), 2).eval()
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        want = b(x)
+        a.switch_to_deploy()
+        b.switch_to_deploy()
+        a(x)  # packs a's weights
+        a.load_state_dict(b.state_dict())  # in-place copy: version counters move
+        assert _max_diff(a(x), want) <= TOL
+
+
+def test_model_built_under_inference_mode():
+    with torch.inference_mode():
+        model = IFormer('t').eval()
+        model.switch_to_deploy()
+        out = model(torch.randn(1, 3, 64, 64))
+    assert out[0].shape == (1, 256, 2, 2)
+
+
+def test_training_path_matches_timm_outputs_and_gradients():
+    ours, ref = _pair('t', seed=3)
+    ours.train()
+    ref.train()
+    x = torch.randn(2, 3, 96, 96)
+    out = ours(x)
+    want = ref.forward_intermediates(x, intermediates_only=True)
+    assert _max_diff([o.detach() for o in out], [w.detach() for w in want]) <= TOL
+    sum(o.square().mean() for o in out).backward()
+    sum(w.square().mean() for w in want).backward()
+    pairs = [(ours.downsample_layers[0].conv1.conv.weight, ref.stem.conv1.c.weight),
+             (ours.stages[2][7].attn.q.conv.weight, ref.stages[2].blocks[7].mixer.module.q.c.weight),
+             (ours.stages[3][1].attn.v_gate.conv.weight,
+              ref.stages[3].blocks[1].mixer.module.v_gate.c.weight)]
+    for mine, theirs in pairs:
+        scale = float(theirs.grad.abs().max())
+        assert float((mine.grad - theirs.grad).abs().max()) <= 1e-4 * max(scale, 1.0)

@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""CPU latency of iFormer vs timm's fused port (interleaved, one process); JSON + PNG.
+
+    python tools/benchmark.py --models t m l --out benchmarks/results.json
+Linux CPU numbers, not iPhone latencies. See benchmarks/README.md for the committed run.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from iformer_mm.analysis.cli import bench_main  # noqa: E402
+
+if __name__ == '__main__':
+    sys.exit(bench_main())

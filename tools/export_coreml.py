@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""Export a fused iFormer to Core ML: python tools/export_coreml.py --model iFormer_m --resolution 224"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from iformer_mm.deploy.cli import main  # noqa: E402
+
+if __name__ == '__main__':
+    sys.exit(main('coreml'))

@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Export a fused iFormer to ONNX and check it with ONNX Runtime:
+python tools/export_onnx.py --model iFormer_m --resolution 224"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from iformer_mm.deploy.cli import main  # noqa: E402
+
+if __name__ == '__main__':
+    sys.exit(main('onnx'))
