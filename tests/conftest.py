@@ -4,7 +4,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+# before torch loads OpenMP: spinning threads starve each other on 2 shared cores
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:

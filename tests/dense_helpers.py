@@ -88,7 +88,8 @@ def seg_batch(h: int = 128, w: int = 128, num_classes: int = 150, num_images: in
     return dict(inputs=inputs, data_samples=samples)
 
 
-def train_step(model: torch.nn.Module, optim_wrapper, data: dict) -> Tuple[dict, Dict[str, torch.Tensor]]:
+def train_step(model: torch.nn.Module, optim_wrapper,
+               data: dict) -> Tuple[dict, Dict[str, torch.Tensor]]:
     """One optimisation step (what ``model.train_step`` does), keeping the gradients to inspect.
 
     Returns the logged losses and ``{param name: grad}`` captured before the optimizer clears them.

@@ -63,7 +63,8 @@ def test_swap_changes_only_the_backbone(name):
     if 'decode_head' in swapped.model:
         assert swapped.model.pretrained is None
         assert swapped.model.decode_head.in_channels == T_DIMS
-        assert swapped.model.auxiliary_head.in_channels == T_DIMS[swapped.model.auxiliary_head.in_index]
+        aux = swapped.model.auxiliary_head
+        assert aux.in_channels == T_DIMS[aux.in_index]
 
 
 def _step_and_check(model, cfg, data):

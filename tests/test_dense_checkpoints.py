@@ -76,7 +76,7 @@ def test_published_det_checkpoint_via_load_checkpoint(tmp_path, det_models):
 
 
 def test_published_det_checkpoint_as_backbone_init(tmp_path, det_models):
-    """``init_cfg=dict(type='Pretrained', checkpoint=<published mmdet file>)`` takes the backbone."""
+    """``init_cfg=dict(type='Pretrained', checkpoint=<published mmdet file>)``: backbone only."""
     _, source, _ = det_models
     path = _write(tmp_path, source, 'mmdet')
     backbone = IFormer('t', out_indices=(0, 1, 2, 3), window_size=16,

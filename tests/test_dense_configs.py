@@ -65,12 +65,14 @@ def test_seg_config_hyperparameters(variant):
     assert cfg.model.neck.in_channels == DIMS[variant]
     assert (cfg.model.neck.out_channels, cfg.model.neck.num_outs) == (256, 4)
     head = cfg.model.decode_head
-    assert (head.type, head.channels, head.dropout_ratio, head.num_classes) == ('FPNHead', 128, .1, 150)
+    assert (head.type, head.channels, head.dropout_ratio, head.num_classes) == \
+        ('FPNHead', 128, .1, 150)
     assert cfg.default_scope == 'mmseg' and tuple(cfg.model.data_preprocessor.size) == (512, 512)
     opt = cfg.optim_wrapper.optimizer
     assert dict(opt) == dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-4)
     (poly,) = cfg.param_scheduler
-    assert (poly.type, poly.power, poly.eta_min, poly.end, poly.by_epoch) == ('PolyLR', .9, 1e-6, 40000, False)
+    assert (poly.type, poly.power, poly.eta_min, poly.end, poly.by_epoch) == \
+        ('PolyLR', .9, 1e-6, 40000, False)
     assert cfg.train_cfg.max_iters == 40000
     assert cfg.train_dataloader.batch_size == 4 and cfg.auto_scale_lr.base_batch_size == 32
     assert cfg.train_dataloader.dataset.data_root == 'data/ade/ADEChallengeData2016'

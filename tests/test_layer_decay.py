@@ -1,11 +1,10 @@
-"""IFormerLayerDecayOptimWrapperConstructor: per-layer learning rates and weight-decay exemptions."""
+"""IFormerLayerDecayOptimWrapperConstructor: per-layer learning rates, weight-decay exemptions."""
 import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 from mmengine.optim.scheduler import LinearLR
 
-import iformer_mm.engine  # noqa: F401  (registers the constructor)
 from iformer_mm import IFormer
 from iformer_mm.engine import IFormerLayerDecayOptimWrapperConstructor
 

@@ -9,7 +9,6 @@ M windows SHMA 1-4 (all), L SHMA 1-7 of 8, L2 SHMA 1-10 of 11.
 Our backbone is loaded through ``init_cfg`` from a published ``{'model': ...}`` file.
 """
 import copy
-import time
 
 import pytest
 import timm
@@ -128,8 +127,6 @@ def test_reference_windowing_is_a_partition():
 @pytest.mark.parametrize('variant', ['m', 'l', 'l2'])
 @pytest.mark.parametrize('size', [(224, 320), (512, 512)], ids=['224x320', '512x512'])
 def test_windowed_backbone_matches_published_windowing(published, variant, size):
-    if variant == 'l2' and size == (512, 512):
-        pytest.skip('measured in test_windowed_l2_512 (slow)')
     _, ref, model = published(variant)
     assert model.window_blocks == PUBLISHED_WINDOWED_SHMA[variant]
     x = _image(*size)
@@ -139,18 +136,6 @@ def test_windowed_backbone_matches_published_windowing(published, variant, size)
     assert max_diff(ours, expected) <= TOL
     # and windowing matters at this size: the global reference is different
     assert max_diff(ours[2:], reference_features(ref, x, 0)[2:]) > 1e-3
-
-
-@pytest.mark.slow
-def test_windowed_l2_512(published):
-    _, ref, model = published('l2')
-    x = _image(512, 512)
-    start = time.perf_counter()
-    with torch.no_grad():
-        ours = model(x)
-    elapsed = time.perf_counter() - start
-    assert max_diff(ours, reference_features(ref, x, PUBLISHED_WINDOWED_SHMA['l2'])) <= TOL
-    print(f'iFormer-L2 windowed backbone forward at 512x512: {elapsed:.2f} s')
 
 
 def test_batch_of_two_windows_per_image(published):

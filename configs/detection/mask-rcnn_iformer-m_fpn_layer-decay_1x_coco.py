@@ -3,7 +3,6 @@
 # trains at lr 2e-4 * decay_rate ** (n - i - 1); norms, biases and layer scales get no weight decay.
 # iFormer-M has n = 34 layers, so with 0.9 the stem trains at 2e-4 * 0.9**33 ~ 6.2e-6.
 _base_ = ['./mask-rcnn_iformer-m_fpn_1x_coco.py']
-custom_imports = dict(imports=['iformer_mm', 'iformer_mm.engine'], allow_failed_imports=False)
 
 optim_wrapper = dict(
     constructor='IFormerLayerDecayOptimWrapperConstructor',

@@ -329,6 +329,23 @@ def environment(threads: int) -> dict:
     return env
 
 
+TARGET_RATIO = 0.70  # deployed backbone vs timm's fused port, batch 1 (issue #5)
+
+
+def summarize(ratios: List[dict], train: List[dict]) -> dict:
+    """The headline figures: deployed ours / timm fused (interleaved median ratio)."""
+    rows = []
+    for r in ratios:
+        if r['baseline'] == BASELINE and r['ours'] in ('ours_fused', 'ours_fused_cl'):
+            rows.append({k: r[k] for k in ('model', 'part', 'resolution', 'batch', 'ours')}
+                        | {'ratio': round(r['median_ratio'], 3),
+                           'meets_target': r['median_ratio'] <= TARGET_RATIO})
+    return {'target': f'ours_fused / {BASELINE} <= {TARGET_RATIO} (backbone, batch 1)',
+            'inference': rows,
+            'train_step': [{'model': t['model'], 'ratio_ours_over_timm': round(t['median_ratio'], 3),
+                            'not_slower': t['median_ratio'] <= 1.0} for t in train]}
+
+
 def run_benchmark(cases: Sequence[Case], backends: Sequence[str], runs: int, warmup: int,
                   threads: int, train_step: Optional[Tuple[Sequence[str], int, int]] = None,
                   log: Callable[[str], None] = print) -> dict:
@@ -353,6 +370,7 @@ def run_benchmark(cases: Sequence[Case], backends: Sequence[str], runs: int, war
                 train.append(train_step_times(parse_model_name(arch)[0], batch, resolution,
                                               max(3, runs // 3), max(1, warmup // 2), log))
     return {'environment': environment(threads), 'machine': monitor.summary(),
+            'summary': summarize(ratios, train),
             'method': {'runs': runs, 'warmup': warmup, 'interleaved': True,
                        'timer': 'time.perf_counter around one forward, torch.inference_mode',
                        'baseline': BASELINE, 'backends': {b: BACKENDS[b] for b in backends},

@@ -78,6 +78,8 @@ def bench_parser() -> argparse.ArgumentParser:
                    help='batch sizes (default 1 8); sizes > 1 only at --large-batch-res')
     p.add_argument('--large-batch-res', nargs='*', type=_resolution, default=[224],
                    help='resolutions at which batch sizes > 1 are measured (default 224)')
+    p.add_argument('--large-batch-models', nargs='*', default=None,
+                   help='variants for which batch sizes > 1 are measured (default: all)')
     p.add_argument('--backends', nargs='+', default=list(DEFAULT_BACKENDS),
                    choices=list(BACKENDS), metavar='BACKEND', help='default: all (see below)')
     p.add_argument('--runs', type=_positive, default=30, help='timed runs per backend (30)')
@@ -98,6 +100,8 @@ def bench_cases(args) -> list:
     from ..deploy.build import parse_model_name
     from .benchmark import Case
     cases = []
+    large = None if args.large_batch_models is None else {
+        parse_model_name(m)[0] for m in args.large_batch_models}
     for part, models, resolutions in (
             ('backbone', args.models, args.backbone_res),
             ('classifier', args.classifier_models or args.models, args.classifier_res)):
@@ -105,7 +109,8 @@ def bench_cases(args) -> list:
             arch = parse_model_name(model)[0]
             for res in resolutions:
                 for batch in args.batch_sizes:
-                    if batch == 1 or res in args.large_batch_res:
+                    if batch == 1 or (res in args.large_batch_res
+                                      and (large is None or arch in large)):
                         cases.append(Case(arch, part, res, batch))
     return cases
 
@@ -151,5 +156,10 @@ def bench_main(argv: Optional[List[str]] = None) -> int:
         from .plot import plot_results
         plot_results(doc, plot)
         print(f'wrote {plot}')
+    for row in doc['summary']['inference']:
+        print(f"  {row['part']:<10} {row['model']:<3} {row['resolution']:>4} b{row['batch']:<2} "
+              f"{row['ours']:<14} / timm_fused = {row['ratio']:.2f}")
+    for row in doc['summary']['train_step']:
+        print(f"  train step {row['model']}: ours / timm = {row['ratio_ours_over_timm']:.2f}")
     print(f"machine: {doc['machine']['note']}")
     return 0
