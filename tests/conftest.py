@@ -35,3 +35,15 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 m.weight.copy_(torch.rand(n, generator=g) + 0.5)
                 m.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
     return model
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_default_scope():
+    """mmengine's DefaultScope is process-wide: a test that built an mmseg runner would make the
+    next test build mmpretrain heads from mmseg's registry. Each test starts without one."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    DefaultScope._instance_dict.clear()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)
