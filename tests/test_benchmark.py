@@ -39,8 +39,25 @@ def test_tiny_run_writes_results_and_plot(tmp_path):
         assert r['status'] == 'ok' and r['runs'] == 2
         assert 0 < r['min_ms'] <= r['median_ms'] and r['p10_ms'] <= r['p90_ms']
     ratios = [r for r in doc['ratios'] if r['baseline'] == 'timm_fused']
-    assert {r['ours'] for r in ratios} == {'ours_fused', 'ours_fused_cl_stdops', 'ours_fused_cl_win16'}
+    assert {r['ours'] for r in ratios} == {'ours_fused', 'ours_fused_cl_stdops',
+                                           'ours_fused_cl_win16'}
     assert all(r['median_ratio'] > 0 for r in ratios)
+    assert {r['ours'] for r in doc['summary']['inference']} == {'ours_fused'}
+
+
+def test_report_renders_markdown(tmp_path, capsys):
+    out = tmp_path / 'r.json'
+    threads = torch.get_num_threads()
+    try:
+        assert bench_main(TINY + ['--classifier-res', '--backends', 'ours_fused', 'timm_fused',
+                                  '--out', str(out), '--no-plot']) == 0
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()
+    assert bench_main(['--report', str(out)]) == 0
+    text = capsys.readouterr().out
+    assert '| backbone | T | 64 | 1 |' in text and 'ours / timm_fused' in text
+    assert bench_main(['--report', str(tmp_path / 'missing.json')]) == 2
 
 
 def test_failing_backend_is_recorded(monkeypatch):

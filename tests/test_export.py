@@ -23,7 +23,8 @@ TOL = 1e-4
 def _classifier_checkpoint(tmp_path, arch='t', distilled=False, fmt='official', seed=0):
     """A randomised classifier saved as a published ({'model'}) or mm ({'state_dict'}) file."""
     torch.manual_seed(seed)
-    model = randomize_bn(IFormerClassifier(arch, num_classes=1000, distilled=distilled), seed).eval()
+    model = IFormerClassifier(arch, num_classes=1000, distilled=distilled)
+    model = randomize_bn(model, seed).eval()
     sd = model.state_dict()
     path = tmp_path / f'{arch}_{fmt}{"_distill" if distilled else ""}.pth'
     torch.save({'model': ours_to_official(sd)} if fmt == 'official' else {'state_dict': sd}, path)

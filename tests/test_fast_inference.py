@@ -38,8 +38,7 @@ def _timm_features(ref, x):
         return ref.forward_intermediates(x, intermediates_only=True)
 
 
-@pytest.mark.parametrize('arch', ['t', pytest.param('m', marks=pytest.mark.slow),
-                                  pytest.param('h', marks=pytest.mark.slow)])
+@pytest.mark.parametrize('arch', ['t', 'm', pytest.param('h', marks=pytest.mark.slow)])
 def test_every_inference_path_matches_timm(arch):
     ours, ref = _pair(arch)
     x = torch.randn(2, 3, 160, 192)
@@ -125,7 +124,8 @@ def test_training_path_matches_timm_outputs_and_gradients():
     sum(o.square().mean() for o in out).backward()
     sum(w.square().mean() for w in want).backward()
     pairs = [(ours.downsample_layers[0].conv1.conv.weight, ref.stem.conv1.c.weight),
-             (ours.stages[2][7].attn.q.conv.weight, ref.stages[2].blocks[7].mixer.module.q.c.weight),
+             (ours.stages[2][7].attn.q.conv.weight,
+              ref.stages[2].blocks[7].mixer.module.q.c.weight),
              (ours.stages[3][1].attn.v_gate.conv.weight,
               ref.stages[3].blocks[1].mixer.module.v_gate.c.weight)]
     for mine, theirs in pairs:

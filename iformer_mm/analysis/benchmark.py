@@ -38,7 +38,9 @@ BACKENDS: Dict[str, str] = {
     'ours_fused_cl': 'switch_to_deploy(); channels_last input and outputs',
     'ours_fused_cl_stdops': 'switch_to_deploy(); channels_last; fused kernels off (plain ops)',
     'ours_fused_cl_win16': 'backbone only: published dense layout, 16x16 windows in stage 2',
-    'ours_compile': 'torch.compile of the fused model (inductor, default mode)',
+    'ours_compile': 'torch.compile of the fused model (inductor, default settings)',
+    'ours_compile_frozen': 'torch.compile of the fused model, inductor freezing=True (weights '
+                           'constant-folded and pre-packed)',
     'ours_onnxruntime': 'ONNX export of the fused model on ONNX Runtime (CPU EP)',
     'timm_fused': "timm's port after model.fuse(); NCHW (the baseline)",
     'timm_fused_cl': "timm's port after model.fuse(); channels_last",
@@ -86,16 +88,6 @@ def _timm(case: Case) -> Tuple[torch.nn.Module, Callable[[torch.Tensor], object]
     return model, lambda x: model.forward_intermediates(x, intermediates_only=True)
 
 
-@contextlib.contextmanager
-def _kernels(enabled: bool):
-    previous = fused_cpu_ops._state['enabled']
-    fused_cpu_ops.set_fused_kernels(enabled)
-    try:
-        yield
-    finally:
-        fused_cpu_ops.set_fused_kernels(previous)
-
-
 def _onnx_runner(model: torch.nn.Module, x: torch.Tensor, threads: int, tmp_dir: str):
     from ..deploy.onnx_export import onnxruntime_session, write_onnx
     names = ['out'] if isinstance(model, IFormerClassifier) else [f'out{i}' for i in range(4)]
@@ -104,6 +96,22 @@ def _onnx_runner(model: torch.nn.Module, x: torch.Tensor, threads: int, tmp_dir:
     session = onnxruntime_session(path, threads)
     feed = {'image': x.numpy()}
     return lambda _: session.run(None, feed)
+
+
+def _frozen_compile(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    """torch.compile with inductor's freezing, which applies at compile time (the first call)."""
+    import torch._inductor.config as inductor_config
+    compiled = torch.compile(model)
+    state = {'compiled': False}
+
+    def run():
+        if state['compiled']:
+            return compiled(x)
+        with inductor_config.patch(freezing=True):
+            out = compiled(x)
+        state['compiled'] = True
+        return out
+    return run
 
 
 def build_backend(name: str, case: Case, x: torch.Tensor, threads: int, tmp_dir: str
@@ -124,7 +132,7 @@ def build_backend(name: str, case: Case, x: torch.Tensor, threads: int, tmp_dir:
         m = _ours(case, fused=True).to(memory_format=torch.channels_last)
 
         def run():
-            with _kernels(False):
+            with fused_cpu_ops.fused_kernels(False):
                 return m(cl)
         return run, info
     if name == 'ours_fused_cl_win16':
@@ -135,6 +143,8 @@ def build_backend(name: str, case: Case, x: torch.Tensor, threads: int, tmp_dir:
     if name == 'ours_compile':  # compiles on the first call (its time is first_call_s)
         compiled = torch.compile(_ours(case, fused=True))
         return (lambda: compiled(x)), info
+    if name == 'ours_compile_frozen':
+        return _frozen_compile(_ours(case, fused=True), x), info
     if name == 'ours_onnxruntime':
         run = _onnx_runner(_ours(case, fused=True), x, threads, tmp_dir)
         import onnxruntime
@@ -209,7 +219,8 @@ def measure_case(case: Case, backends: Sequence[str], runs: int, warmup: int, th
                 ratios.append(dict(asdict(case), ours=name, baseline=baseline,
                                    median_ratio=statistics.median(per_round),
                                    p10_ratio=q[0], p90_ratio=q[8],
-                                   ratio_of_medians=rows[name]['median_ms'] / rows[baseline]['median_ms']))
+                                   ratio_of_medians=(rows[name]['median_ms']
+                                                     / rows[baseline]['median_ms'])))
     for name in rows:
         if rows[name]['status'] == 'ok':
             log(f"  {name:<22} median {rows[name]['median_ms']:9.2f} ms  "
@@ -342,7 +353,8 @@ def summarize(ratios: List[dict], train: List[dict]) -> dict:
                            'meets_target': r['median_ratio'] <= TARGET_RATIO})
     return {'target': f'ours_fused / {BASELINE} <= {TARGET_RATIO} (backbone, batch 1)',
             'inference': rows,
-            'train_step': [{'model': t['model'], 'ratio_ours_over_timm': round(t['median_ratio'], 3),
+            'train_step': [{'model': t['model'],
+                            'ratio_ours_over_timm': round(t['median_ratio'], 3),
                             'not_slower': t['median_ratio'] <= 1.0} for t in train]}
 
 

@@ -17,7 +17,8 @@ def _resolution(value: str) -> int:
     lo, hi = RESOLUTION_RANGE
     if r % RESOLUTION_MULTIPLE or not lo <= r <= hi:
         raise argparse.ArgumentTypeError(
-            f'resolution {r} is not allowed: use a multiple of {RESOLUTION_MULTIPLE} in [{lo}, {hi}]')
+            f'resolution {r} is not allowed: use a multiple of {RESOLUTION_MULTIPLE} '
+            f'in [{lo}, {hi}]')
     return r
 
 
@@ -93,6 +94,8 @@ def bench_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', default='benchmarks/results.json', help='results JSON (atomic write)')
     p.add_argument('--plot', default=None, help='PNG plot path (default: next to --out)')
     p.add_argument('--no-plot', action='store_true')
+    p.add_argument('--report', default=None, metavar='RESULTS_JSON',
+                   help='print Markdown tables of an existing results file and exit')
     return p
 
 
@@ -124,6 +127,15 @@ def bench_main(argv: Optional[List[str]] = None) -> int:
     from ..deploy.atomic import OutputError, atomic_write_text, prepare_out_dir
     from .benchmark import run_benchmark
     args = bench_parser().parse_args(argv)
+    if args.report:
+        from .report import markdown
+        try:
+            with open(args.report) as f:
+                print(markdown(json.load(f)), end='')
+        except (OSError, ValueError, KeyError) as e:
+            print(f'error: cannot report {args.report}: {e}', file=sys.stderr)
+            return 2
+        return 0
     try:
         cases = bench_cases(args)
         train = None

@@ -50,7 +50,8 @@ def count_macs(model: torch.nn.Module, resolution: Tuple[int, int] = (224, 224))
 
 def model_row(name: str, resolution: int = 224, task: str = 'classifier',
               window_size: int = 0) -> Dict[str, object]:
-    """One JSON row: ``{"model", "resolution", "params", "gmacs"}`` (+ GMACs per op).
+    """One JSON row: ``{"model", "resolution", "params", "gmacs"}`` (params as a count; also
+    ``params_m`` in millions and GMACs per op type).
 
     ``params`` always counts the classifier (1000 classes); ``task='backbone'`` counts the MACs of
     the four-output backbone instead (``window_size`` 16 = the published dense backbone).
@@ -62,7 +63,8 @@ def model_row(name: str, resolution: int = 224, task: str = 'classifier',
              else IFormer(arch, out_indices=(0, 1, 2, 3), window_size=window_size))
     macs = count_macs(model, (resolution, resolution))
     row: Dict[str, object] = {'model': f'iformer_{arch}', 'resolution': resolution,
-                              'params': params, 'gmacs': round(sum(macs.values()) / 1e9, 4)}
+                              'params': params, 'gmacs': round(sum(macs.values()) / 1e9, 4),
+                              'params_m': round(params / 1e6, 3)}
     if task != 'classifier':
         row.update(task=task, window_size=window_size)
     elif arch in README_GMACS and resolution == 224:
@@ -87,5 +89,6 @@ def format_table(rows: List[Dict[str, object]]) -> str:
             note = (f"published README says {README_GMACS[arch]:.2f} GMACs; the published code "
                     f"computes {row['gmacs']:.2f}")
         lines.append(f"{row['model']:<12}{row['resolution']:>5}{row['params'] / 1e6:>12.3f}"
-                     f"{row['gmacs']:>9.3f}{(f'{ref[1]:.3f}' if ref else '-'):>10}  {note}".rstrip())
+                     f"{row['gmacs']:>9.3f}{(f'{ref[1]:.3f}' if ref else '-'):>10}  "
+                     f'{note}'.rstrip())
     return '\n'.join(lines)

@@ -42,7 +42,8 @@ def _resolution_panel(ax, results: List[dict]) -> bool:
     series: Dict[Tuple[str, str], List[Tuple[int, float]]] = {}
     for r in rows:
         if r['backend'] in (OURS, BASELINE, 'ours_fused_cl_win16'):
-            series.setdefault((r['model'], r['backend']), []).append((r['resolution'], r['median_ms']))
+            key = (r['model'], r['backend'])
+            series.setdefault(key, []).append((r['resolution'], r['median_ms']))
     styles = {OURS: '-', BASELINE: ':', 'ours_fused_cl_win16': '--'}
     names = {OURS: 'ours fused', BASELINE: 'timm fused', 'ours_fused_cl_win16': 'ours win16'}
     for (model, backend), pts in sorted(series.items()):

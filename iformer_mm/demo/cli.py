@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import List, NoReturn, Optional, Sequence
 
-from .tasks import TASKS
+from .tasks import TASKS, with_dependencies
 
 PROG = 'demo.py'
 
@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         description='Train and evaluate iFormer-T on generated shapes data for classification '
         '(mmpretrain), instance segmentation (mmdet) and semantic segmentation (mmseg), on CPU.')
     parser.add_argument('--tasks', nargs='+', choices=list(TASKS), default=list(TASKS),
-                        metavar='TASK', help=f'subset of {list(TASKS)} (default: all, in order)')
+                        metavar='TASK', help=f'subset of {list(TASKS)} (default: all); det and seg '
+                        'start from the cls backbone, so they also run cls')
     parser.add_argument('--out-dir', type=Path, default=Path('demo_out'),
                         help='results.json, pictures and logs go here (default: %(default)s)')
     parser.add_argument('--data-root', type=Path, default=Path('data/shapes'),
@@ -42,10 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
                         '(default: %(default)s)')
     parser.add_argument('--seed', type=_seed, default=0,
                         help='training seed (default: %(default)s; the data seed is fixed)')
+    parser.add_argument('--threads', type=_positive, default=None,
+                        help='torch CPU threads (default: torch\'s choice, one per core); '
+                        'on a machine shared with other jobs, 1 avoids thread oversubscription')
     parser.add_argument('--quick', action='store_true',
                         help='tiny data and 1-2 iterations per task: checks the plumbing, '
                         'the metrics mean nothing')
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be a positive integer, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be a positive integer, got {value}')
+    return value
 
 
 def _seed(text: str) -> int:
@@ -66,7 +80,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     problem = check_out_dir(args.out_dir)
     if problem:
         fail(problem)
-    for name in args.tasks:
+    for name in with_dependencies(args.tasks):
         spec = TASKS[name].quick_data if args.quick else TASKS[name].data
         root = args.data_root / spec.subdir
         if mismatch(spec, root) is None:
@@ -83,6 +97,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.tasks = list(dict.fromkeys(args.tasks))  # drop repeats, keep order
     check_inputs(args)
     from .run import RESULTS_FILE, run_demo, summary
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     results = run_demo(args.tasks, args.out_dir, args.data_root, seed=args.seed,
                        quick=args.quick)
     print()

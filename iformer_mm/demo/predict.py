@@ -1,14 +1,14 @@
 """Turn a trained runner's predictions on the first validation images into the demo's pictures.
 
 Why a separate pass over a few images (not a hook during ``runner.test()``): the metrics come
-from the toolboxes' own test loop untouched; this only re-runs ``model.test_step`` on the first
-batches of the same test dataloader, which is cheap, and reads back what the toolboxes predict
+from the toolboxes' own test loop untouched; this only re-runs ``model.test_step`` on a few
+samples of the same test dataset and pipeline, which is cheap, and reads back what they predict
 (``pred_label`` / ``pred_instances`` / ``pred_sem_seg``) at the original image size.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -25,18 +25,26 @@ def _read_rgb(path: str) -> np.ndarray:
         return np.asarray(img.convert('RGB'))
 
 
-def predictions(runner: Any, count: int) -> Iterator[Any]:
-    """The first ``count`` data samples of the test set, with the model's predictions."""
-    model = runner.model
+def spread(total: int, count: int) -> List[int]:
+    """``count`` indices spread evenly over ``range(total)`` (the val sets are sorted by class)."""
+    if total < 1:
+        raise ValueError(f'the test set is empty (total={total})')
+    count = min(count, total)
+    return sorted({int(i) for i in np.linspace(0, total - 1, count).round()})
+
+
+def predictions(runner: Any, count: int, batch_size: int = 8) -> List[Any]:
+    """Data samples with the model's predictions for ``count`` test images spread over the set."""
+    loader = runner.test_dataloader
+    dataset, model = loader.dataset, runner.model
     model.eval()
-    seen = 0
+    out: List[Any] = []
+    indices = spread(len(dataset), count)
     with torch.no_grad():
-        for batch in runner.test_dataloader:
-            for sample in model.test_step(batch):
-                yield sample
-                seen += 1
-                if seen >= count:
-                    return
+        for start in range(0, len(indices), batch_size):
+            batch = loader.collate_fn([dataset[i] for i in indices[start:start + batch_size]])
+            out += model.test_step(batch)
+    return out
 
 
 def _label(value: Any) -> int:
@@ -79,9 +87,9 @@ def draw(task: str, runner: Any) -> Image.Image:
     """The prediction picture for ``task`` ('cls' | 'det' | 'seg') from a trained runner."""
     meta = runner.test_dataloader.dataset.metainfo
     drawers: Dict[str, Callable[[], Image.Image]] = {
-        'cls': lambda: draw_classification(list(predictions(runner, 18)), meta['classes']),
-        'det': lambda: draw_detection(list(predictions(runner, 8)), meta['classes']),
-        'seg': lambda: draw_segmentation(list(predictions(runner, 4)), meta['palette']),
+        'cls': lambda: draw_classification(predictions(runner, 18), meta['classes']),
+        'det': lambda: draw_detection(predictions(runner, 8), meta['classes']),
+        'seg': lambda: draw_segmentation(predictions(runner, 4), meta['palette']),
     }
     if task not in drawers:
         raise ValueError(f'no picture for task {task!r}; expected one of {sorted(drawers)}')

@@ -15,7 +15,7 @@ import numpy as np
 from . import report
 from .data import ensure_data
 from .predict import write_picture
-from .tasks import TASKS, DemoTask
+from .tasks import TASKS, DemoTask, set_backbone, with_dependencies
 from .train import load_config, train_and_test
 
 RESULTS_FILE = 'results.json'
@@ -50,13 +50,28 @@ def baseline(task: DemoTask, data_dir: Path, metric: str) -> str:
     return '-'
 
 
+def last_checkpoint(work_dir: Path) -> Path:
+    """The checkpoint mmengine's CheckpointHook saved last in ``work_dir``."""
+    pointer = Path(work_dir) / 'last_checkpoint'
+    if not pointer.is_file():
+        raise FileNotFoundError(f'no checkpoint was saved in {work_dir} (missing {pointer.name})')
+    return Path(pointer.read_text().strip())
+
+
 def run_task(task: DemoTask, data_root: Path, out_dir: Path, seed: int, quick: bool,
+             backbone: Optional[Path] = None,
              log: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Generate (if needed), train, evaluate and draw one task; return its results record."""
+    """Generate (if needed), train, evaluate and draw one task; return its results record.
+
+    ``backbone``: a checkpoint whose ``backbone.*`` weights initialise the model's backbone.
+    """
     spec = task.quick_data if quick else task.data
     data_dir = ensure_data(spec, data_root, log)
     cfg = load_config(task, data_dir, out_dir / 'work_dirs' / task.name, seed, quick)
-    log(f'{task.name}: training {task.title} from {task.config}')
+    if backbone is not None:
+        set_backbone(cfg, backbone)
+    log(f'{task.name}: training {task.title} with configs/{task.config}'
+        + (f', backbone from {backbone}' if backbone else ''))
     result = train_and_test(cfg)
     picture = write_picture(task.name, result.runner, out_dir)
     log(f'{task.name}: wrote {picture}')
@@ -71,7 +86,9 @@ def run_task(task: DemoTask, data_root: Path, out_dir: Path, seed: int, quick: b
         train_cpu_seconds=round(result.train_cpu_seconds, 1),
         test_seconds=round(result.test_seconds, 1), iterations=result.iterations,
         epochs=result.epochs, batch_size=int(cfg.train_dataloader.batch_size),
-        picture=picture.name, work_dir=str(cfg.work_dir))
+        backbone_init=str(backbone) if backbone else 'random',
+        checkpoint=str(last_checkpoint(Path(cfg.work_dir))), picture=picture.name,
+        work_dir=str(cfg.work_dir))
     del result
     gc.collect()
     return record
@@ -79,12 +96,22 @@ def run_task(task: DemoTask, data_root: Path, out_dir: Path, seed: int, quick: b
 
 def run_demo(tasks: Sequence[str], out_dir: Path, data_root: Path, seed: int = 0,
              quick: bool = False, log: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Run ``tasks`` in order; write ``out_dir/results.json`` after each, return the results."""
+    """Run ``tasks`` (plus the classifier that det / seg start from) in the demo's order.
+
+    Writes ``out_dir/results.json`` after each task and returns the results.
+    """
     out_dir, data_root = Path(out_dir), Path(data_root)
+    order = with_dependencies(tasks)
+    added = [name for name in order if name not in tasks]
+    if added:
+        log(f'tasks: also running {added}: {sorted(set(tasks))} start from its backbone')
     results: Dict[str, Any] = dict(seed=seed, quick=quick, versions=report.versions(), tasks={})
     start = time.perf_counter()
-    for name in tasks:
-        results['tasks'][name] = run_task(TASKS[name], data_root, out_dir, seed, quick, log)
+    for name in order:
+        task = TASKS[name]
+        backbone = (Path(results['tasks'][task.backbone_from]['checkpoint'])
+                    if task.backbone_from else None)
+        results['tasks'][name] = run_task(task, data_root, out_dir, seed, quick, backbone, log)
         results['total_seconds'] = round(time.perf_counter() - start, 1)
         results['machine'] = report.machine()
         report.write_json(out_dir / RESULTS_FILE, results)

@@ -7,13 +7,13 @@ thing the demo does.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .data import DataSpec
 
-#: runner metric key -> (label in the table, divisor to report it as a fraction)
+#: (runner metric key, label in the table, divisor that makes it a fraction)
 Metric = Tuple[str, str, float]
 
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -44,6 +44,12 @@ def point_ade(cfg: Any, root: Path) -> None:
     _set_dataset_root(cfg, str(root / 'ADEChallengeData2016'))
 
 
+def set_backbone(cfg: Any, checkpoint: Path) -> None:
+    """Initialise the backbone from the demo's classifier (``init_cfg`` of type Pretrained)."""
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(checkpoint),
+                                       prefix='backbone.')
+
+
 def _quick_epochs(cfg: Any) -> None:
     cfg.train_cfg.max_epochs = 1
 
@@ -63,38 +69,41 @@ class DemoTask:
     point_at: Callable[[Any, Path], None]
     shorten: Callable[[Any], None]  # --quick schedule
     metrics: Tuple[Metric, ...]
-    chance: str = ''                # what a trivial predictor scores, for the table
-    extra: Dict[str, Any] = field(default_factory=dict)
+    backbone_from: Optional[str] = None  # task whose checkpoint initialises the backbone
 
 
 TASKS: Dict[str, DemoTask] = {
     'cls': DemoTask(
         name='cls', title='classification (mmpretrain)',
         config='classification/iformer-t_1xb32_shapes.py',
-        data=DataSpec('cls', 'cls', num_train=200, num_val=20, image_size=64),
+        data=DataSpec('cls', 'cls', num_train=1000, num_val=40, image_size=64),
         quick_data=DataSpec('cls', 'cls', num_train=2, num_val=2, image_size=64),
         point_at=point_cls, shorten=_quick_epochs,
-        metrics=(('accuracy/top1', 'top-1 acc', 100.0), ),
-        chance='0.20 (1 of 5 classes)'),
+        metrics=(('accuracy/top1', 'top-1 acc', 100.0), )),
     'det': DemoTask(
         name='det', title='instance segmentation (mmdet, Mask R-CNN)',
-        config='detection/mask-rcnn_iformer-t_fpn_shapes.py',
-        data=DataSpec('coco', 'coco', num_train=64, num_val=16, image_size=128),
+        config='detection/mask-rcnn_iformer-t_fpn_3e_shapes.py',
+        data=DataSpec('coco', 'coco', num_train=400, num_val=50, image_size=128),
         quick_data=DataSpec('coco', 'coco', num_train=2, num_val=2, image_size=128),
         point_at=point_coco, shorten=_quick_epochs,
         metrics=(('coco/bbox_mAP', 'box AP', 1.0), ('coco/bbox_mAP_50', 'box AP50', 1.0),
                  ('coco/segm_mAP', 'mask AP', 1.0)),
-        chance='0'),
+        backbone_from='cls'),
     'seg': DemoTask(
         name='seg', title='semantic segmentation (mmseg, Semantic FPN)',
         config='segmentation/fpn_iformer-t_shapes.py',
-        data=DataSpec('ade', 'ade', num_train=64, num_val=16, image_size=128),
+        data=DataSpec('ade', 'ade', num_train=400, num_val=50, image_size=128),
         quick_data=DataSpec('ade', 'ade', num_train=2, num_val=2, image_size=128),
         point_at=point_ade, shorten=_quick_iters,
         metrics=(('mIoU', 'mIoU', 100.0), ('aAcc', 'pixel acc', 100.0)),
-        chance='all-background mIoU, computed per run'),
+        backbone_from='cls'),
 }
 
 
-def task_names() -> Tuple[str, ...]:
-    return tuple(TASKS)
+def with_dependencies(names: Sequence[str]) -> List[str]:
+    """``names`` in the demo's order, plus the tasks whose checkpoints they start from."""
+    wanted = set(names)
+    for name in names:
+        if TASKS[name].backbone_from:
+            wanted.add(TASKS[name].backbone_from)
+    return [name for name in TASKS if name in wanted]

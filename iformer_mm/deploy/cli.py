@@ -53,6 +53,9 @@ def export(fmt: str, model: str, resolution: str = '224', task: Optional[str] = 
     task = check_task(task or DEFAULT_TASK.get(height if height == width else -1, 'backbone'))
     if window_size is not None and window_size < 0:
         raise ValueError(f'--window-size must be >= 0 (0 = global attention), got {window_size}')
+    if window_size and task == 'classifier':
+        raise ValueError(f'--window-size {window_size} applies to --task backbone only (the '
+                         'classifier uses global attention)')
     if checkpoint is not None and not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'--checkpoint {checkpoint} does not exist or is not a file')
     created = prepare_out_dir(out_dir)
@@ -76,7 +79,8 @@ def export(fmt: str, model: str, resolution: str = '224', task: Optional[str] = 
 def _print_report(report: Dict[str, object]) -> None:
     print(f"wrote {report['path']}")
     print(f"  {report['model']} {report['task']} at {report['resolution'][0]}x"
-          f"{report['resolution'][1]}, window {report['window_size']}, weights: {report['weights']}")
+          f"{report['resolution'][1]}, window {report['window_size']}, "
+          f"weights: {report['weights']}")
     print(f"  inputs  {report['inputs']}")
     print(f"  outputs {report['outputs']}")
     print(f"  ops     {report['ops']}")

@@ -143,7 +143,8 @@ def check_report(report: Dict[str, object], em: ExportModel, height: int, width:
     if report['outputs'] != expected:
         problems.append(f"outputs {report['outputs']}, expected {expected}")
     if report['unexpected_ops']:
-        problems.append(f"unexpected ops {report['unexpected_ops']} (allowed: {sorted(EXPECTED_OPS)})")
+        problems.append(f"unexpected ops {report['unexpected_ops']} "
+                        f'(allowed: {sorted(EXPECTED_OPS)})')
     if problems:
         raise RuntimeError('Core ML package check failed: ' + '; '.join(problems))
 

@@ -83,6 +83,7 @@ def export_onnx(em: ExportModel, height: int, width: int, out_path: str,
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
     outputs = {o.name: tuple(d.dim_value for d in o.type.tensor_type.shape.dim)
                for o in proto.graph.output}
-    return {'path': os.path.abspath(out_path), 'opset': OPSET, 'inputs': {INPUT_NAME: tuple(example.shape)},
+    return {'path': os.path.abspath(out_path), 'opset': OPSET,
+            'inputs': {INPUT_NAME: tuple(example.shape)},
             'outputs': outputs, 'ops': dict(sorted(ops.items(), key=lambda kv: -kv[1])),
             'max_abs_diff_vs_torch': max_abs_diff}

@@ -9,28 +9,33 @@ _convolution_pointwise``, what ``torch.compile`` emits for CPU convs), called di
 
 They are used only when all of these hold (see :func:`use_fused_kernels`): CPU float32 input, grad
 disabled, module in eval mode, not tracing / scripting / compiling / exporting (exported graphs
-keep the standard ops), the ops exist and passed a one-time numerical self-check. Otherwise the
-callers fall back to standard ops, with identical results (<= 1e-5).
-Disable with ``IFORMER_MM_FUSED_CPU=0`` or :func:`set_fused_kernels(False)`.
+keep the standard ops; so do dispatch modes such as ``FlopCounterMode``), the ops exist and
+passed a one-time numerical self-check. Otherwise the callers fall back to standard ops, with the
+same results (<= 1e-5). Packed weights are cached per conv module (an extra copy of the weights)
+and re-packed when the parameters change.
+Disable with ``IFORMER_MM_FUSED_CPU=0``, :func:`set_fused_kernels` or :func:`fused_kernels`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 import weakref
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-__all__ = ['use_fused_kernels', 'set_fused_kernels', 'conv_act', 'fused_kernels_available']
+__all__ = ['use_fused_kernels', 'set_fused_kernels', 'fused_kernels', 'conv_act',
+           'fused_kernels_available']
 
 _ACTS = ('none', 'gelu', 'sigmoid')
 _state = {'enabled': os.environ.get('IFORMER_MM_FUSED_CPU', '1') != '0', 'available': None}
 # packed weights per conv module (weak: they die with the module and are never in a state_dict)
-_PACKED: 'weakref.WeakKeyDictionary[nn.Module, Dict[str, Tuple[tuple, torch.Tensor, torch.Tensor]]]' = \
-    weakref.WeakKeyDictionary()
+_Packed = Dict[str, Tuple[tuple, torch.Tensor, torch.Tensor]]
+_PACKED: 'weakref.WeakKeyDictionary[nn.Module, _Packed]' = weakref.WeakKeyDictionary()
 
 
 def set_fused_kernels(enabled: bool) -> None:
@@ -38,9 +43,22 @@ def set_fused_kernels(enabled: bool) -> None:
     _state['enabled'] = bool(enabled)
 
 
+@contextlib.contextmanager
+def fused_kernels(enabled: bool) -> Iterator[None]:
+    """Temporarily turn the fused CPU kernels on or off."""
+    previous = _state['enabled']
+    _state['enabled'] = bool(enabled)
+    try:
+        yield
+    finally:
+        _state['enabled'] = previous
+
+
 def _exporting() -> bool:
+    # tracing / scripting / compiling / ONNX export keep standard ops in the graph; a dispatch
+    # mode (FlopCounterMode, fake tensors) must see them too, or it would miss the convs
     return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
-            or torch.onnx.is_in_onnx_export())
+            or torch.onnx.is_in_onnx_export() or _get_current_dispatch_mode() is not None)
 
 
 def use_fused_kernels(x: torch.Tensor) -> bool:
