@@ -26,7 +26,8 @@ backbone_checkpoint = 'work_dirs/iformer-t_1xb32_shapes/epoch_4.pth'
 
 model = dict(
     backbone=dict(init_cfg=dict(checkpoint=backbone_checkpoint, prefix='backbone.')),
-    roi_head=dict(bbox_head=dict(num_classes=len(classes)), mask_head=dict(num_classes=len(classes))),
+    roi_head=dict(
+        bbox_head=dict(num_classes=len(classes)), mask_head=dict(num_classes=len(classes))),
     train_cfg=dict(rpn_proposal=dict(max_per_img=300), rcnn=dict(sampler=dict(num=32))),
     test_cfg=dict(rpn=dict(max_per_img=300), rcnn=dict(max_per_img=20)))
 

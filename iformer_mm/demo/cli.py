@@ -7,9 +7,10 @@ line on stderr with exit code 2 (the convention of ``tools/make_shapes.py``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-from typing import List, NoReturn, Optional, Sequence
+from typing import Callable, List, NoReturn, Optional, Sequence
 
 from .tasks import TASKS, with_dependencies
 
@@ -41,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--data-root', type=Path, default=Path('data/shapes'),
                         help='generated datasets: ROOT/{cls,coco,ade}, written if missing '
                         '(default: %(default)s)')
-    parser.add_argument('--seed', type=_seed, default=0,
+    parser.add_argument('--seed', type=_int_at_least(0, 'a non-negative integer'), default=0,
                         help='training seed (default: %(default)s; the data seed is fixed)')
-    parser.add_argument('--threads', type=_positive, default=None,
+    parser.add_argument('--threads', type=_int_at_least(1, 'a positive integer'), default=None,
                         help='torch CPU threads (default: torch\'s choice, one per core); '
                         'on a machine shared with other jobs, 1 avoids thread oversubscription')
     parser.add_argument('--quick', action='store_true',
@@ -52,31 +53,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'must be a positive integer, got {text!r}') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be a positive integer, got {value}')
-    return value
+def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
+    """An argparse ``type`` accepting integers >= ``minimum``; the error names the bad value."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'must be {what}, got {text!r}') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be {what}, got {value}')
+        return value
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'must be a non-negative integer, got {text!r}') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be a non-negative integer, got {value}')
-    return value
+def check_out_dir(out_dir: Path) -> Optional[str]:
+    """Why ``out_dir`` cannot receive the demo's outputs, or None if it can."""
+    path = Path(out_dir).absolute()
+    if path.exists() and not path.is_dir():
+        return f'--out-dir {str(out_dir)!r} exists and is not a directory'
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return f'--out-dir {str(out_dir)!r}: {str(probe)!r} is a file, not a directory'
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f'--out-dir {str(out_dir)!r} is not writable ({str(probe)!r} denies writing)'
+    return None
 
 
 def check_inputs(args: argparse.Namespace) -> None:
     """Fail (exit 2) on an unusable out-dir or data root, before any training starts."""
     from ..datasets import check_arguments
     from .data import mismatch
-    from .run import check_out_dir
     problem = check_out_dir(args.out_dir)
     if problem:
         fail(problem)

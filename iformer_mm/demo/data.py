@@ -52,7 +52,7 @@ class DataSpec:
 
 
 def written_spec(root: Path) -> Optional[Dict[str, Any]]:
-    """The generator's marker summary in ``root``, or None if there is none (or it is unreadable)."""
+    """The generator's marker summary in ``root``; None if it is missing or unreadable."""
     try:
         return json.loads((root / synthetic.MARKER_NAME).read_text())
     except (OSError, ValueError):
@@ -87,3 +87,22 @@ def ensure_data(spec: DataSpec, data_root: Path, log: Callable[[str], None] = pr
     log(f'data: writing {root} ({reason})')
     spec.generate(root)
     return root
+
+
+def background_scores(root: Path) -> Dict[str, float]:
+    """mIoU and pixel accuracy (fractions) of predicting 'background' everywhere on ADE val.
+
+    With that predictor only background has a non-zero IoU (its pixel share); mmseg's
+    ``IoUMetric`` averages over the classes present in the ground truth or the prediction.
+    """
+    import numpy as np
+    from PIL import Image
+    folder = Path(root) / 'ADEChallengeData2016' / 'annotations' / 'validation'
+    counts = np.zeros(256, dtype=np.int64)
+    for png in sorted(folder.glob('*.png')):
+        with Image.open(png) as img:
+            counts += np.bincount(np.asarray(img).reshape(-1), minlength=256)
+    # reduce_zero_label: png value v -> class v - 1 (0 = ignore is never written)
+    labels = counts[1:1 + len(synthetic.ADE_CLASSES)]
+    share = float(labels[0]) / max(int(labels.sum()), 1)
+    return {'mIoU': share / max(int((labels > 0).sum()), 1), 'aAcc': share}

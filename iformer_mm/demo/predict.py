@@ -1,4 +1,4 @@
-"""Turn a trained runner's predictions on the first validation images into the demo's pictures.
+"""Turn a trained runner's predictions on a few validation images into the demo's pictures.
 
 Why a separate pass over a few images (not a hook during ``runner.test()``): the metrics come
 from the toolboxes' own test loop untouched; this only re-runs ``model.test_step`` on a few
@@ -16,8 +16,8 @@ from PIL import Image
 
 from . import visualize as vis
 
-#: objects below this score are not drawn
-DET_SCORE_THR = 0.3
+#: detections below this score are not drawn (the picture stays readable)
+DET_SCORE_THR = 0.5
 
 
 def _read_rgb(path: str) -> np.ndarray:

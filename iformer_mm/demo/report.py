@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List
+
+from .files import atomic_write
 
 _PACKAGES = ('torch', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmsegmentation', 'numpy',
              'pycocotools', 'timm')
@@ -38,20 +39,12 @@ def machine() -> Dict[str, Any]:
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    """Write JSON via a temporary file + rename (never a half-written results file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
+    """Write JSON atomically (never a half-written results file)."""
+    def write(tmp: str) -> None:
+        with open(tmp, 'w') as f:
+            json.dump(obj, f, indent=2)
             f.write('\n')
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, write)
 
 
 def duration(seconds: float) -> str:
@@ -64,8 +57,11 @@ def table_rows(tasks: Dict[str, Dict[str, Any]]) -> List[List[str]]:
     rows = []
     for name, rec in tasks.items():
         for metric in rec['metrics']:
-            rows.append([name, metric['label'], f"{metric['value']:.3f}", metric['baseline'],
-                         f"{duration(rec['train_seconds'])} ({duration(rec['train_cpu_seconds'])} cpu)",
+            trivial = metric.get('trivial')
+            rows.append([name, metric['label'], f"{metric['value']:.3f}",
+                         '-' if trivial is None else f'{trivial:.3f}',
+                         f"{duration(rec['train_seconds'])} "
+                         f"({duration(rec['train_cpu_seconds'])} cpu)",
                          str(rec['iterations']), f"{rec['image_size']} px"])
     return rows
 

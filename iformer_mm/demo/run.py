@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
-import numpy as np
-
 from . import report
 from .data import ensure_data
 from .predict import write_picture
@@ -19,35 +17,6 @@ from .tasks import TASKS, DemoTask, set_backbone, with_dependencies
 from .train import load_config, train_and_test
 
 RESULTS_FILE = 'results.json'
-
-
-def background_scores(root: Path) -> Dict[str, float]:
-    """mIoU and pixel accuracy (in %) of predicting 'background' everywhere on the val set.
-
-    With that predictor only background has a non-zero IoU (its pixel share); mmseg's
-    ``IoUMetric`` averages over the classes present in the ground truth or the prediction.
-    """
-    from PIL import Image
-
-    from ..datasets import ADE_CLASSES
-    folder = Path(root) / 'ADEChallengeData2016' / 'annotations' / 'validation'
-    counts = np.zeros(256, dtype=np.int64)
-    for png in sorted(folder.glob('*.png')):
-        counts += np.bincount(np.asarray(Image.open(png)).reshape(-1), minlength=256)
-    labels = counts[1:1 + len(ADE_CLASSES)]  # reduce_zero_label: png value v -> class v - 1
-    share = 100.0 * labels[0] / max(int(labels.sum()), 1)
-    return {'mIoU': share / max(int((labels > 0).sum()), 1), 'aAcc': share}
-
-
-def baseline(task: DemoTask, data_dir: Path, metric: str) -> str:
-    """What a trivial predictor scores on ``metric``, as text for the table."""
-    if task.name == 'cls' and metric == 'accuracy/top1':
-        return '0.200'
-    if task.name == 'det':
-        return '0.000'
-    if task.name == 'seg':
-        return f'{background_scores(data_dir)[metric] / 100:.3f}'
-    return '-'
 
 
 def last_checkpoint(work_dir: Path) -> Path:
@@ -75,8 +44,9 @@ def run_task(task: DemoTask, data_root: Path, out_dir: Path, seed: int, quick: b
     result = train_and_test(cfg)
     picture = write_picture(task.name, result.runner, out_dir)
     log(f'{task.name}: wrote {picture}')
+    trivial = task.trivial(data_dir)
     metrics = [dict(key=key, label=label, value=result.metrics[key] / scale,
-                    baseline=baseline(task, data_dir, key)) for key, label, scale in task.metrics]
+                    trivial=trivial.get(key)) for key, label, scale in task.metrics]
     record = dict(
         title=task.title, config=f'configs/{task.config}', data=str(data_dir),
         train_images=spec.total('train'), val_images=spec.total('val'),
@@ -100,11 +70,14 @@ def run_demo(tasks: Sequence[str], out_dir: Path, data_root: Path, seed: int = 0
 
     Writes ``out_dir/results.json`` after each task and returns the results.
     """
+    import torch
     out_dir, data_root = Path(out_dir), Path(data_root)
     order = with_dependencies(tasks)
     added = [name for name in order if name not in tasks]
     if added:
-        log(f'tasks: also running {added}: {sorted(set(tasks))} start from its backbone')
+        log(f'demo: also running {added}: det and seg start from its backbone')
+    log(f'demo: tasks {order} on {torch.get_num_threads()} CPU thread(s), out-dir {out_dir}, '
+        f'data-root {data_root}' + (' (--quick: plumbing only)' if quick else ''))
     results: Dict[str, Any] = dict(seed=seed, quick=quick, versions=report.versions(), tasks={})
     start = time.perf_counter()
     for name in order:
@@ -120,19 +93,3 @@ def run_demo(tasks: Sequence[str], out_dir: Path, data_root: Path, seed: int = 0
 
 def summary(results: Dict[str, Any], markdown: bool = False) -> str:
     return report.format_table(report.table_rows(results['tasks']), markdown=markdown)
-
-
-def check_out_dir(out_dir: Path) -> Optional[str]:
-    """Why ``out_dir`` cannot receive the demo's outputs, or None if it can."""
-    import os
-    path = Path(out_dir).absolute()
-    if path.exists() and not path.is_dir():
-        return f'--out-dir {str(out_dir)!r} exists and is not a directory'
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        return f'--out-dir {str(out_dir)!r}: {str(probe)!r} is a file, not a directory'
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f'--out-dir {str(out_dir)!r} is not writable ({str(probe)!r} denies writing)'
-    return None

@@ -9,12 +9,13 @@ writes it atomically.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from .files import atomic_write
 
 Colour = Tuple[int, int, int]
 
@@ -54,7 +55,8 @@ def caption(tile: Image.Image, text: str, colour: Colour) -> Image.Image:
     return out
 
 
-def grid(tiles: Sequence[Image.Image], cols: int, background: Colour = (255, 255, 255)) -> Image.Image:
+def grid(tiles: Sequence[Image.Image], cols: int,
+         background: Colour = (255, 255, 255)) -> Image.Image:
     """Tiles (all the same size) in rows of ``cols`` with a :data:`GAP`-pixel border."""
     if not tiles:
         raise ValueError('grid needs at least one tile, got none')
@@ -129,25 +131,26 @@ def colourize(label_map: np.ndarray, palette: Sequence[Sequence[int]],
 def segmentation_row(img: np.ndarray, truth: np.ndarray, pred: np.ndarray,
                      palette: Sequence[Sequence[int]], factor: int = 2,
                      alpha: float = 0.6) -> List[Image.Image]:
-    """Three tiles: the image, ground truth over it, prediction over it (captioned)."""
+    """Three tiles: the image, ground truth over it, prediction over it (captioned).
+
+    Background (class 0) is left untinted, so only the shapes are coloured.
+    """
     tiles = [caption(upscale(img, factor), 'image', (90, 90, 90))]
     for name, labels in (('ground truth', truth), ('prediction', pred)):
-        over = (1 - alpha) * img.astype(np.float32) + alpha * colourize(labels, palette)
-        tiles.append(caption(upscale(over.astype(np.uint8), factor), name, (90, 90, 90)))
+        tiles.append(caption(upscale(overlay(img, labels, palette, alpha), factor), name,
+                             (90, 90, 90)))
     return tiles
 
 
+def overlay(img: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]],
+            alpha: float = 0.6, background: int = 0) -> np.ndarray:
+    """``img`` with every non-background pixel tinted in its class colour."""
+    out = img.astype(np.float32).copy()
+    tint = labels != background
+    out[tint] = (1 - alpha) * out[tint] + alpha * colourize(labels, palette)[tint]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def save_png(image: Image.Image, path: Union[str, 'os.PathLike[str]']) -> Path:
-    """Write a PNG via a temporary file + rename, so no half-written picture is left behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, format='PNG')
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write a PNG atomically (no half-written picture is ever left behind)."""
+    return atomic_write(path, lambda tmp: image.save(tmp, format='PNG'))
