@@ -13,30 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..models.backbones.iformer import IFormer
-
-
-class NormLinear(nn.Module):
-    """BatchNorm1d -> Linear (the published classifier layer); :meth:`fuse` gives one Linear."""
-
-    def __init__(self, in_features: int, num_classes: int):
-        super().__init__()
-        self.bn = nn.BatchNorm1d(in_features)
-        self.fc = nn.Linear(in_features, num_classes)
-        nn.init.trunc_normal_(self.fc.weight, std=.02)
-        nn.init.zeros_(self.fc.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.bn(x))
-
-    @torch.no_grad()
-    def fuse(self) -> nn.Linear:
-        bn, fc = self.bn, self.fc
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        fused = nn.Linear(fc.in_features, fc.out_features, device=fc.weight.device,
-                          dtype=fc.weight.dtype)
-        fused.weight.copy_(fc.weight * scale)
-        fused.bias.copy_(fc.bias + fc.weight @ (bn.bias - bn.running_mean * scale))
-        return fused
+from ..models.norm_linear import BNLinear, average_linears
 
 
 class ClassifierHead(nn.Module):
@@ -44,9 +21,9 @@ class ClassifierHead(nn.Module):
 
     def __init__(self, in_features: int, num_classes: int, distilled: bool = False):
         super().__init__()
-        self.classifier: nn.Module = NormLinear(in_features, num_classes)
+        self.classifier: nn.Module = BNLinear(in_features, num_classes)
         self.classifier_dist: Optional[nn.Module] = (
-            NormLinear(in_features, num_classes) if distilled else None)
+            BNLinear(in_features, num_classes) if distilled else None)
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         logits = self.classifier(x)
@@ -57,13 +34,11 @@ class ClassifierHead(nn.Module):
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
-        if not isinstance(self.classifier, NormLinear):
+        if not isinstance(self.classifier, BNLinear):
             return
         fused = self.classifier.fuse()
         if self.classifier_dist is not None:
-            dist = self.classifier_dist.fuse()
-            fused.weight.add_(dist.weight).div_(2)
-            fused.bias.add_(dist.bias).div_(2)
+            fused = average_linears(fused, self.classifier_dist.fuse())
             self.classifier_dist = None
         self.classifier = fused
 

@@ -14,7 +14,7 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from .norm_linear import BNLinear, average_linears
+from ..norm_linear import BNLinear, average_linears
 
 
 def _check_positive(name: str, value: object) -> int:
