@@ -38,9 +38,9 @@ BACKENDS: Dict[str, str] = {
     'ours_fused_cl': 'switch_to_deploy(); channels_last input and outputs',
     'ours_fused_cl_stdops': 'switch_to_deploy(); channels_last; fused kernels off (plain ops)',
     'ours_fused_cl_win16': 'backbone only: published dense layout, 16x16 windows in stage 2',
-    'ours_compile': 'torch.compile of the fused model (inductor, default settings)',
-    'ours_compile_frozen': 'torch.compile of the fused model, inductor freezing=True (weights '
-                           'constant-folded and pre-packed)',
+    'ours_compile': 'torch.compile(dynamic=False) of the fused model (inductor defaults)',
+    'ours_compile_frozen': 'as ours_compile, with inductor freezing=True (weights constant-'
+                           'folded and pre-packed)',
     'ours_onnxruntime': 'ONNX export of the fused model on ONNX Runtime (CPU EP)',
     'timm_fused': "timm's port after model.fuse(); NCHW (the baseline)",
     'timm_fused_cl': "timm's port after model.fuse(); channels_last",
@@ -98,22 +98,6 @@ def _onnx_runner(model: torch.nn.Module, x: torch.Tensor, threads: int, tmp_dir:
     return lambda _: session.run(None, feed)
 
 
-def _frozen_compile(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    """torch.compile with inductor's freezing, which applies at compile time (the first call)."""
-    import torch._inductor.config as inductor_config
-    compiled = torch.compile(model)
-    state = {'compiled': False}
-
-    def run():
-        if state['compiled']:
-            return compiled(x)
-        with inductor_config.patch(freezing=True):
-            out = compiled(x)
-        state['compiled'] = True
-        return out
-    return run
-
-
 def build_backend(name: str, case: Case, x: torch.Tensor, threads: int, tmp_dir: str
                   ) -> Tuple[Callable[[], object], Dict[str, object]]:
     """A zero-argument callable running one forward of ``name`` on ``case``, and extra info."""
@@ -141,10 +125,11 @@ def build_backend(name: str, case: Case, x: torch.Tensor, threads: int, tmp_dir:
         m = _ours(case, fused=True, window_size=16).to(memory_format=torch.channels_last)
         return (lambda: m(cl)), info
     if name == 'ours_compile':  # compiles on the first call (its time is first_call_s)
-        compiled = torch.compile(_ours(case, fused=True))
+        compiled = torch.compile(_ours(case, fused=True), dynamic=False)
         return (lambda: compiled(x)), info
-    if name == 'ours_compile_frozen':
-        return _frozen_compile(_ours(case, fused=True), x), info
+    if name == 'ours_compile_frozen':  # its own backend object: never reuses ours_compile's code
+        frozen = torch.compile(_ours(case, fused=True), dynamic=False, options={'freezing': True})
+        return (lambda: frozen(x)), info
     if name == 'ours_onnxruntime':
         run = _onnx_runner(_ours(case, fused=True), x, threads, tmp_dir)
         import onnxruntime

@@ -95,7 +95,8 @@ def bench_parser() -> argparse.ArgumentParser:
     p.add_argument('--plot', default=None, help='PNG plot path (default: next to --out)')
     p.add_argument('--no-plot', action='store_true')
     p.add_argument('--report', default=None, metavar='RESULTS_JSON',
-                   help='print Markdown tables of an existing results file and exit')
+                   help='print Markdown tables of an existing results file (and redraw '
+                        '--plot if given), then exit')
     return p
 
 
@@ -131,7 +132,11 @@ def bench_main(argv: Optional[List[str]] = None) -> int:
         from .report import markdown
         try:
             with open(args.report) as f:
-                print(markdown(json.load(f)), end='')
+                doc = json.load(f)
+            print(markdown(doc), end='')
+            if args.plot:
+                from .plot import plot_results
+                plot_results(doc, args.plot)
         except (OSError, ValueError, KeyError) as e:
             print(f'error: cannot report {args.report}: {e}', file=sys.stderr)
             return 2

@@ -9,6 +9,8 @@ from .benchmark import BASELINE, PUBLISHED_TOP1
 
 OURS = 'ours_fused'
 SERIES = ((OURS, 'ours (fused)', 'tab:blue', 'o'), (BASELINE, 'timm (fused)', 'tab:gray', 's'))
+MODEL_COLORS = {'t': 'tab:blue', 's': 'tab:cyan', 'm': 'tab:orange', 'l': 'tab:green',
+                'l2': 'tab:red', 'h': 'tab:purple'}
 
 
 def _ok(results: List[dict], **match) -> List[dict]:
@@ -49,7 +51,7 @@ def _resolution_panel(ax, results: List[dict]) -> bool:
     for (model, backend), pts in sorted(series.items()):
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], styles[backend], marker='o',
-                label=f'{model.upper()} {names[backend]}')
+                color=MODEL_COLORS.get(model), label=f'{model.upper()} {names[backend]}')
     ax.set_xlabel('input resolution (square)')
     ax.set_ylabel('latency, batch 1 (ms, median)')
     ax.set_yscale('log')
