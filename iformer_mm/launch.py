@@ -8,6 +8,8 @@ as in each toolbox's own tools. Additions over those tools, each for a measured 
 * ``tools/test.py CONFIG iFormer_m.pth`` accepts a published classification file directly
   (converted in memory to the mm layout; published det/seg files load as they are);
 * checkpoints are written atomically (:mod:`iformer_mm.engine.atomic_backend`);
+* checkpoints carry the random generators' state, so ``--resume`` continues exactly
+  (:class:`iformer_mm.engine.hooks.RandomStateHook`);
 * a dataset path that does not exist is named before anything starts;
 * ``--amp`` without a GPU is refused with a clear message (mmengine's AMP wrapper asserts).
 """
@@ -99,6 +101,14 @@ def _atomic_checkpoints(cfg) -> None:
     hook = cfg.get('default_hooks', {}).get('checkpoint')
     if hook is not None and not hook.get('backend_args') and not hook.get('out_dir'):
         hook['backend_args'] = dict(backend=BACKEND_NAME)
+
+
+def _random_state_hook(cfg) -> None:
+    """Add RandomStateHook to the run unless the config already has it."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') in ('RandomStateHook', 'iformer_mm.RandomStateHook') for h in hooks):
+        hooks.append(dict(type='RandomStateHook'))
+    cfg.custom_hooks = hooks
 
 
 def _choose_dist_backend(cfg) -> None:
@@ -207,6 +217,7 @@ def train(argv: Optional[Sequence[str]] = None) -> None:
         cfg.auto_scale_lr.enable = True
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    _random_state_hook(cfg)
     check_data_paths(cfg, ['train_dataloader', 'val_dataloader'])
     with _cpu_process_group(cfg):
         _build_runner(cfg).train()

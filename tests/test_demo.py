@@ -242,11 +242,13 @@ def test_quick_demo_writes_results_and_pictures(quick_run):
     assert results['tasks']['seg']['backbone_init'] == cls_ckpt
     assert results['versions']['mmdet'] == '3.3.0'
     # pictures: every val image of the quick sets (10 cls, 2 det, 2 seg), in the documented grids
+    # (det and seg add a class legend strip)
     sizes = {'cls': vis.grid_size((128, 128 + vis.CAPTION_HEIGHT), 10, 6),
              'det': vis.grid_size((256, 256), 2, 4),
              'seg': vis.grid_size((256, 256 + vis.CAPTION_HEIGHT), 6, 3)}
-    for name, size in sizes.items():
-        assert Image.open(out / results['tasks'][name]['picture']).size == size
+    for name, (w, h) in sizes.items():
+        legend = vis.LEGEND_HEIGHT if name != 'cls' else 0
+        assert Image.open(out / results['tasks'][name]['picture']).size == (w, h + legend)
 
 
 def test_quick_demo_seg_trivial_baseline_matches_mmseg(quick_run):
@@ -273,13 +275,15 @@ def test_quick_demo_seg_trivial_baseline_matches_mmseg(quick_run):
 
 
 # ----------------------------------------------------------------------------- full demo (slow)
-#: lower bounds for the full demo (seed 0). Measured values and the margins: see the report in
-#: README "Demo"; each bound sits well below the measurement and well above chance.
+#: Lower bounds for the full demo. Measured (1 thread, data seed 0) with training seed 0 / 1:
+#: top-1 0.940 / 0.990, box AP 0.434 / 0.577, mask AP 0.354 / 0.598, mIoU 0.500 / 0.679
+#: (all-background mIoU 0.144, chance top-1 0.200). Each bound is well below the lower
+#: measurement and well above chance, so only a run that stops learning fails.
 SLOW_THRESHOLDS = {
     ('cls', 'accuracy/top1'): 0.80,
-    ('det', 'coco/bbox_mAP'): 0.20,
+    ('det', 'coco/bbox_mAP'): 0.25,
     ('det', 'coco/segm_mAP'): 0.20,
-    ('seg', 'mIoU'): 0.35,
+    ('seg', 'mIoU'): 0.30,
 }
 
 

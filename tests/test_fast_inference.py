@@ -105,6 +105,31 @@ def test_packed_weights_follow_new_weights():
         assert _max_diff(a(x), want) <= TOL
 
 
+def test_packed_weights_follow_input_shape_and_threads():
+    """Packings are per input shape and thread count (a packing for another shape is slow)."""
+    from iformer_mm.models.backbones import fused_cpu_ops as ops
+    if not ops.fused_kernels_available():
+        pytest.skip('oneDNN fused kernels not available')
+    torch.manual_seed(0)
+    ref = randomize_bn(IFormer('t'), 1).eval()
+    model = copy.deepcopy(ref)
+    model.switch_to_deploy()
+    stem_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    threads = torch.get_num_threads()
+    shapes = [(1, 3, 96, 96), (2, 3, 64, 128), (1, 3, 96, 96), (1, 3, 160, 64)]
+    try:
+        with torch.no_grad():
+            for i, shape in enumerate(shapes):
+                torch.set_num_threads(1 + i % 2)
+                x = torch.randn(shape)
+                assert _max_diff(model(x), ref(x)) <= TOL, shape
+                cache = ops._PACKED[stem_conv]['None']
+                assert list(cache)[-1] == (shape, 1 + i % 2)
+                assert len(cache) <= ops.PACKED_PER_SLICE
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_model_built_under_inference_mode():
     with torch.inference_mode():
         model = IFormer('t').eval()

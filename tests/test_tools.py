@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from iformer_mm.checkpoint import ours_to_official
-from iformer_mm.datasets.synthetic import make_classification
+from iformer_mm.datasets.synthetic import make_classification, make_coco
 
-from .tiny_configs import REPO, tiny_cls_config
+from .tiny_configs import REPO, tiny_cls_config, tiny_det_config
 
 PY = sys.executable
 ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
@@ -98,6 +98,43 @@ def test_killed_run_resumes_exactly_then_test(cls_setup, tmp_path):
     def top1(text):
         return float(text.split('accuracy/top1:')[1].split()[0])
     assert top1(mm_out.stdout + mm_out.stderr) == top1(pub_out.stdout + pub_out.stderr)
+
+
+def _kill_after_first_checkpoint(cfg: Path, work: Path) -> int:
+    """Start tools/train.py, SIGKILL it once a checkpoint exists; the iteration it resumes from."""
+    proc = subprocess.Popen([PY, 'tools/train.py', str(cfg), '--work-dir', str(work)], cwd=REPO,
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not (work / 'last_checkpoint').exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    last = Path((work / 'last_checkpoint').read_text().strip())
+    return torch.load(last, map_location='cpu')['meta']['iter']
+
+
+def test_killed_detection_run_resumes_exactly(tmp_path):
+    """The detection demo config (random flip, random RoI sampling, validation every epoch)."""
+    make_coco(tmp_path / 'coco', num_train=8, num_val=2, image_size=128, seed=0)
+    cfg = tiny_det_config(tmp_path, tmp_path / 'coco', max_epochs=2)
+    full, killed = tmp_path / 'full', tmp_path / 'killed'
+    run('tools/train.py', cfg, '--work-dir', full)
+    reference = logged(full)
+    assert sorted(reference) == [1, 2, 3, 4]
+
+    resumed_from = _kill_after_first_checkpoint(cfg, killed)
+    assert resumed_from == 2 and not (killed / 'epoch_2.pth').exists()
+    run('tools/train.py', cfg, '--work-dir', killed, '--resume')
+    resumed = logged(killed)
+    for it in (3, 4):  # the epoch after the checkpoint: same losses, same lr
+        assert resumed[it][0] == pytest.approx(reference[it][0], rel=1e-5), (it, resumed, reference)
+        assert resumed[it][1] == pytest.approx(reference[it][1], rel=1e-9), it
+    final = torch.load(killed / 'epoch_2.pth', map_location='cpu')
+    expected = torch.load(full / 'epoch_2.pth', map_location='cpu')
+    assert final['meta']['epoch'] == 2 and final['meta']['iter'] == 4
+    for k, v in expected['state_dict'].items():
+        assert torch.allclose(v.float(), final['state_dict'][k].float(), atol=1e-5), k
 
 
 def test_tools_reject_bad_input(cls_setup, tmp_path, capsys):

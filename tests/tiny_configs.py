@@ -38,3 +38,27 @@ randomness = dict(seed=0, deterministic=True)
     path = folder / 'tiny_cls.py'
     path.write_text(text)
     return path
+
+
+def tiny_det_config(folder: Path, data_root: Path, max_epochs: int = 2) -> Path:
+    """The detection demo config (Mask R-CNN + iFormer-T, shapes COCO) on a tiny generated set.
+
+    Only data, schedule and logging change: the demo's random flip, RoI sampling and per-epoch
+    validation stay, so exact resume depends on the checkpointed random state.
+    """
+    text = f"""
+_base_ = ['{REPO}/configs/detection/mask-rcnn_iformer-t_fpn_3e_shapes.py']
+data_root = '{data_root}/'
+model = dict(backbone=dict(init_cfg=None))
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs={max_epochs}, val_interval=1)
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1), logger=dict(interval=1))
+log_processor = dict(window_size=1)
+"""
+    path = folder / 'tiny_det.py'
+    path.write_text(text)
+    return path

@@ -158,6 +158,10 @@ def measure_case(case: Case, backends: Sequence[str], runs: int, warmup: int, th
                     generator=torch.Generator().manual_seed(0))
     runners: Dict[str, Callable[[], object]] = {}
     rows: Dict[str, dict] = {}
+    if any(name.startswith('ours_compile') for name in backends):
+        # fresh compile per case: dynamo caches per code object (all IFormer instances share one)
+        # and silently falls back to eager after its recompile limit
+        torch._dynamo.reset()
     with tempfile.TemporaryDirectory(prefix='iformer-bench-') as tmp:
         for name in backends:
             if not _applicable(name, case):
@@ -280,11 +284,41 @@ def _own_cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def parallel_speedup(threads: int, size: int = 768, reps: int = 9) -> Optional[float]:
+    """Speed-up of a compute-bound matmul from 1 to ``threads`` threads (~1 s).
+
+    Why: on a shared machine the cores that ``threads`` asks for may be busy; a speed-up near 1
+    means the extra threads had no core to run on, so multi-thread latencies measure contention.
+    """
+    if threads <= 1:
+        return None
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    previous = torch.get_num_threads()
+    medians = []
+    try:
+        for n in (1, threads):
+            torch.set_num_threads(n)
+            a @ b
+            ts = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                a @ b
+                ts.append(time.perf_counter() - t0)
+            medians.append(statistics.median(ts))
+    finally:
+        torch.set_num_threads(previous)
+    return round(medians[0] / medians[1], 2)
+
+
 class MachineMonitor:
     """How much CPU *other* processes used while we measured (shared-machine detection)."""
 
+    def __init__(self, threads: int = 1):
+        self.threads = threads
+
     def __enter__(self) -> 'MachineMonitor':
         self.load_before = os.getloadavg()
+        self.speedup_before = parallel_speedup(self.threads)
         self.t0, self.busy0, self.own0 = time.time(), _cpu_busy_seconds(), _own_cpu_seconds()
         return self
 
@@ -294,17 +328,26 @@ class MachineMonitor:
         self.other_cpu_s = (None if busy1 is None or self.busy0 is None else
                             max(0.0, (busy1 - self.busy0) - (_own_cpu_seconds() - self.own0)))
         self.load_after = os.getloadavg()
+        self.speedup_after = parallel_speedup(self.threads)
 
     def summary(self) -> dict:
         cores = os.cpu_count() or 1
         frac = None if self.other_cpu_s is None else self.other_cpu_s / (self.wall * cores)
-        shared = frac is None or frac > 0.05 or self.load_before[0] > 0.5
+        # other processes' measured CPU share; the load average (which also counts our own
+        # earlier work) only when /proc/stat cannot be read
+        shared = frac > 0.05 if frac is not None else self.load_before[0] > 0.5
+        speedups = [s for s in (self.speedup_before, self.speedup_after) if s is not None]
         return {
             'wall_s': round(self.wall, 1),
             'load_average_before': [round(v, 2) for v in self.load_before],
             'load_average_after': [round(v, 2) for v in self.load_after],
             'other_processes_cpu_fraction': None if frac is None else round(frac, 3),
             'machine_shared': shared,
+            'matmul_speedup_1_to_n_threads': {'threads': self.threads,
+                                              'before': self.speedup_before,
+                                              'after': self.speedup_after},
+            'threads_had_free_cores': (None if not speedups
+                                       else min(speedups) >= 0.75 * self.threads),
             'note': ('other processes used the CPU during the measurement (shared machine): '
                      'absolute latencies are noisy; the interleaved ratios are the robust figures'
                      if shared else 'no other significant CPU use was observed during the run'),
@@ -354,7 +397,7 @@ def run_benchmark(cases: Sequence[Case], backends: Sequence[str], runs: int, war
         raise ValueError(f'runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}')
     torch.set_num_threads(threads)
     results, ratios, train = [], [], []
-    with MachineMonitor() as monitor:
+    with MachineMonitor(threads) as monitor:
         for case in cases:
             log(f'{case.part} iformer_{case.model} {case.resolution}x{case.resolution} '
                 f'batch {case.batch}')

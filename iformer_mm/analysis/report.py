@@ -66,6 +66,10 @@ def markdown(doc: dict) -> str:
             f"Python {env['python']}. Machine: {machine['note']} (load average before "
             f"{machine['load_average_before']}, other processes' CPU share "
             f"{machine['other_processes_cpu_fraction']}).")
+    probe = machine.get('matmul_speedup_1_to_n_threads') or {}
+    if probe.get('before') is not None:
+        head += (f" Matmul speed-up from 1 to {probe['threads']} threads: {probe['before']} before, "
+                 f"{probe['after']} after the run (about {probe['threads']} = the cores were free).")
     parts = [head, '', '**Latency, ms: median (p10-p90)**', '', latency_table(doc), '',
              f'**Interleaved ratio ours / {BASELINE} (median of per-round ratios, p10-p90)**', '',
              ratio_table(doc)]

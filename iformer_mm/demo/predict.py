@@ -71,16 +71,18 @@ def draw_detection(samples: Sequence[Any], classes: Sequence[str]) -> Image.Imag
             _read_rgb(s.img_path), inst.bboxes.cpu().numpy()[keep],
             inst.labels.cpu().numpy()[keep].tolist(), inst.scores.cpu().numpy()[keep].tolist(),
             classes, masks=masks))
-    return vis.grid(tiles, cols=4)
+    colours = [vis.class_colour(k) for k in range(len(classes))]
+    return vis.with_legend(vis.grid(tiles, cols=4), classes, colours)
 
 
-def draw_segmentation(samples: Sequence[Any], palette: Sequence[Sequence[int]]) -> Image.Image:
+def draw_segmentation(samples: Sequence[Any], classes: Sequence[str],
+                      palette: Sequence[Sequence[int]]) -> Image.Image:
     tiles: List[Image.Image] = []
     for s in samples:
         tiles += vis.segmentation_row(_read_rgb(s.img_path),
                                       s.gt_sem_seg.data[0].cpu().numpy(),
                                       s.pred_sem_seg.data[0].cpu().numpy(), palette)
-    return vis.grid(tiles, cols=3)
+    return vis.with_legend(vis.grid(tiles, cols=3), classes[1:], [tuple(c) for c in palette[1:]])
 
 
 def draw(task: str, runner: Any) -> Image.Image:
@@ -89,7 +91,8 @@ def draw(task: str, runner: Any) -> Image.Image:
     drawers: Dict[str, Callable[[], Image.Image]] = {
         'cls': lambda: draw_classification(predictions(runner, 18), meta['classes']),
         'det': lambda: draw_detection(predictions(runner, 8), meta['classes']),
-        'seg': lambda: draw_segmentation(predictions(runner, 4), meta['palette']),
+        'seg': lambda: draw_segmentation(predictions(runner, 4), meta['classes'],
+                                         meta['palette']),
     }
     if task not in drawers:
         raise ValueError(f'no picture for task {task!r}; expected one of {sorted(drawers)}')

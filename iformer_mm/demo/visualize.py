@@ -25,6 +25,7 @@ CLASS_COLOURS: Tuple[Colour, ...] = ((220, 20, 60), (0, 130, 200), (60, 180, 75)
 RIGHT, WRONG = (40, 160, 40), (200, 30, 30)
 CAPTION_HEIGHT = 16
 GAP = 4
+LEGEND_HEIGHT = CAPTION_HEIGHT + 2 * GAP
 
 
 def _font(size: int = 12) -> ImageFont.ImageFont:
@@ -130,10 +131,12 @@ def colourize(label_map: np.ndarray, palette: Sequence[Sequence[int]],
 
 def segmentation_row(img: np.ndarray, truth: np.ndarray, pred: np.ndarray,
                      palette: Sequence[Sequence[int]], factor: int = 2,
-                     alpha: float = 0.6) -> List[Image.Image]:
+                     alpha: float = 1.0) -> List[Image.Image]:
     """Three tiles: the image, ground truth over it, prediction over it (captioned).
 
-    Background (class 0) is left untinted, so only the shapes are coloured.
+    Background (class 0) shows the image; other classes are painted in their palette colour
+    (opaque by default: a blend of a shape's own colour and the palette's can look like
+    another class).
     """
     tiles = [caption(upscale(img, factor), 'image', (90, 90, 90))]
     for name, labels in (('ground truth', truth), ('prediction', pred)):
@@ -149,6 +152,23 @@ def overlay(img: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]
     tint = labels != background
     out[tint] = (1 - alpha) * out[tint] + alpha * colourize(labels, palette)[tint]
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def with_legend(image: Image.Image, names: Sequence[str],
+                colours: Sequence[Colour]) -> Image.Image:
+    """``image`` with a :data:`LEGEND_HEIGHT` strip below naming each class in its colour."""
+    font = _font()
+    strip = Image.new('RGB', (image.width, LEGEND_HEIGHT), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    x = GAP
+    for name, colour in zip(names, colours):
+        draw.rectangle((x, GAP + 2, x + 10, GAP + 12), fill=tuple(colour))
+        draw.text((x + 14, GAP), name, fill=(0, 0, 0), font=font)
+        x += 20 + int(draw.textlength(name, font=font))
+    out = Image.new('RGB', (image.width, image.height + strip.height), (255, 255, 255))
+    out.paste(image, (0, 0))
+    out.paste(strip, (0, image.height))
+    return out
 
 
 def save_png(image: Image.Image, path: Union[str, 'os.PathLike[str]']) -> Path:
