@@ -65,6 +65,18 @@ def test_every_inference_path_matches_timm(arch):
         fused_cpu_ops.set_fused_kernels(True)
 
 
+def test_onednn_matmul_attention_matches_timm():
+    # 16x18 = 288 tokens in stage 3: above ONEDNN_MATMUL_MIN_TOKENS, batch of two images
+    from iformer_mm.models.backbones import iformer
+    ours, ref = _pair('t', seed=4)
+    x = torch.randn(2, 3, 256, 288)
+    assert 16 * 18 >= iformer.ONEDNN_MATMUL_MIN_TOKENS
+    expected = _timm_features(ref, x)
+    ours.switch_to_deploy()
+    with torch.no_grad():
+        assert _max_diff(ours(x), expected) <= TOL
+
+
 def test_windowed_paths_agree_with_padding():
     torch.manual_seed(0)
     model = randomize_bn(IFormer('t', out_indices=(0, 1, 2, 3), window_size=16)).eval()

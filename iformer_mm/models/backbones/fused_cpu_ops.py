@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 __all__ = ['use_fused_kernels', 'set_fused_kernels', 'fused_kernels', 'conv_act',
-           'fused_kernels_available']
+           'matmul_nt', 'fused_kernels_available']
 
 _ACTS = ('none', 'gelu', 'sigmoid')
 _state = {'enabled': os.environ.get('IFORMER_MM_FUSED_CPU', '1') != '0', 'available': None}
@@ -99,17 +99,33 @@ def _self_check() -> bool:
             conv = nn.Conv2d(8, 8, 3, 1, 1, groups=2)
         x = torch.randn(2, 8, 6, 5, generator=g).contiguous(memory_format=torch.channels_last)
         r = torch.randn(2, 8, 6, 5, generator=g).contiguous(memory_format=torch.channels_last)
+        a = torch.randn(2, 7, 4, generator=g)
+        b = torch.randn(2, 5, 9, generator=g)[..., 2:6]  # strided, as attention reads tokens
         with torch.no_grad():
             ref = conv(x)
             checks = [(conv_act(conv, x, 'gelu'), F.gelu(ref)),
                       (conv_act(conv, x, 'sigmoid'), torch.sigmoid(ref)),
-                      (conv_act(conv, x, residual=r), ref + r)]
+                      (conv_act(conv, x, residual=r), ref + r),
+                      (matmul_nt(a, b), a @ b.transpose(1, 2))]
         _PACKED.pop(conv, None)
         return all(torch.allclose(a, b, atol=1e-5, rtol=1e-5) for a, b in checks)
     except Exception as e:  # missing op, unsupported CPU: fall back to standard ops
         warnings.warn(f'iformer_mm: fused oneDNN CPU kernels unavailable ({type(e).__name__}: '
                       f'{str(e).splitlines()[0] if str(e) else ""}); using standard ops')
         return False
+
+
+def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b.transpose(1, 2)`` for (B, M, K) and (B, N, K) tensors, on oneDNN's matmul.
+
+    Why: for attention-sized products (hundreds to thousands of tokens) oneDNN's matmul ran
+    about 2x faster than ``torch.bmm`` (MKL) on this CPU at 1 and 2 threads (q k^T at 1024
+    tokens: 0.62 vs 1.30 ms on 2 threads). It needs contiguous operands (a strided view
+    was measured 1000x slower), so each is made contiguous first (a copy of a token slice).
+    """
+    op = torch.ops.mkldnn._linear_pointwise
+    a, b = a.contiguous(), b.contiguous()
+    return torch.stack([op(a[i], b[i], None, 'none', [], '') for i in range(a.shape[0])])
 
 
 def _version(t: torch.Tensor) -> int:

@@ -25,7 +25,7 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath
 
 from ...registry import MODELS
-from .fused_cpu_ops import conv_act, use_fused_kernels
+from .fused_cpu_ops import conv_act, matmul_nt, use_fused_kernels
 
 # ----------------------------------------------------------------------------------------------
 # Architecture table
@@ -57,6 +57,9 @@ ARCH_SETTINGS: Dict[str, dict] = {
 }
 REQUIRED_ARCH_KEYS = ('dims', 'depths', 'num_attn', 'attn_ratio', 'conv_ratio', 'ffn_ratio')
 NUM_STAGES = 4
+#: deployed CPU attention uses oneDNN's matmul from this many tokens per image/window (faster
+#: there; below it the per-image calls cost more than they save)
+ONEDNN_MATMUL_MIN_TOKENS = 256
 
 
 def normalize_arch_name(name: str) -> str:
@@ -303,8 +306,12 @@ class SHMA(nn.Module):
         qk = conv_act(self.qkvg, x, rows=(0, 2 * da)).permute(0, 2, 3, 1).reshape(B, n, 2 * da)
         vg = conv_act(self.qkvg, x, 'sigmoid', rows=(2 * da, 2 * da + 2 * self.dim))
         vg = vg.permute(0, 2, 3, 1).reshape(B, n, 2 * self.dim)
-        attn = torch.softmax(torch.bmm(qk[..., :da], qk[..., da:].transpose(1, 2)), dim=-1)
-        out = torch.bmm(attn, vg[..., :self.dim]).mul_(vg[..., self.dim:])
+        if n >= ONEDNN_MATMUL_MIN_TOKENS:
+            attn = torch.softmax(matmul_nt(qk[..., :da], qk[..., da:]), dim=-1)
+            out = matmul_nt(attn, vg[..., :self.dim].transpose(1, 2)).mul_(vg[..., self.dim:])
+        else:
+            attn = torch.softmax(torch.bmm(qk[..., :da], qk[..., da:].transpose(1, 2)), dim=-1)
+            out = torch.bmm(attn, vg[..., :self.dim]).mul_(vg[..., self.dim:])
         out = out.view(B, H, W, self.dim).permute(0, 3, 1, 2)
         return conv_act(self.proj, out, residual=residual)
 
