@@ -407,8 +407,10 @@ def run_benchmark(cases: Sequence[Case], backends: Sequence[str], runs: int, war
         if train_step:
             models, batch, resolution = train_step
             for arch in models:
+                # as many timed steps as inference runs: ours and timm run the same op graph,
+                # so the ratio is ~1 and only enough rounds separate it from the noise
                 train.append(train_step_times(parse_model_name(arch)[0], batch, resolution,
-                                              max(3, runs // 3), max(1, warmup // 2), log))
+                                              max(3, runs), max(1, warmup // 2), log))
     return {'environment': environment(threads), 'machine': monitor.summary(),
             'summary': summarize(ratios, train),
             'method': {'runs': runs, 'warmup': warmup, 'interleaved': True,

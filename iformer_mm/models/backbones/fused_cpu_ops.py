@@ -140,18 +140,17 @@ def _packed_weight(conv: nn.Conv2d, x: torch.Tensor, rows: Optional[Tuple[int, i
     oneDNN picks the packed layout for one input shape and thread count; the same packing used
     at another shape or thread count was measured up to 5x slower (iFormer-L packed at 512 px
     and run at 224: 95 ms instead of 19 ms). So the cache is keyed on both and keeps the
-    :data:`PACKED_PER_SLICE` most recent packings per row slice (dense tasks with varying image
+    :data:`PACKED_PER_SLICE` newest packings per row slice (dense tasks with varying image
     sizes re-pack, as eager convs do on every call). Re-packed when the parameters change
     (``load_state_dict``, in-place edits: tracked by ``_version`` and the storage pointer).
     """
     w, b = conv.weight, conv.bias
     params = (_version(w), w.data_ptr(), None if b is None else (_version(b), b.data_ptr()))
-    geometry = (tuple(int(s) for s in x.shape), torch.get_num_threads())
+    geometry = (x.shape, torch.get_num_threads())  # torch.Size hashes as a tuple of ints
     slices = _PACKED.setdefault(conv, {})
     cache = slices.setdefault(str(rows), OrderedDict())
     hit = cache.get(geometry)
     if hit is not None and hit[0] == params:
-        cache.move_to_end(geometry)
         return hit[1], hit[2]
     w = w.detach()
     b = torch.zeros(w.shape[0], dtype=w.dtype) if b is None else b.detach()
@@ -159,10 +158,10 @@ def _packed_weight(conv: nn.Conv2d, x: torch.Tensor, rows: Optional[Tuple[int, i
         w, b = w[rows[0]:rows[1]], b[rows[0]:rows[1]]
     packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
         w.contiguous().to_mkldnn(), list(conv.padding), list(conv.stride), list(conv.dilation),
-        conv.groups, list(geometry[0]))
+        conv.groups, [int(d) for d in geometry[0]])
     b = b.contiguous()
-    cache[geometry] = (params, packed, b)
-    cache.move_to_end(geometry)
+    cache.pop(geometry, None)
+    cache[geometry] = (params, packed, b)  # newest last: the oldest packing is dropped first
     while len(cache) > PACKED_PER_SLICE:
         cache.popitem(last=False)
     return packed, b
