@@ -61,6 +61,20 @@ def test_import_needs_neither_mmdet_nor_mmseg():
     assert run('-c', code).stdout.strip() == 'ok IFormer'
 
 
+def _kill_after_first_checkpoint(cfg: Path, work: Path) -> int:
+    """Start tools/train.py, SIGKILL it once a checkpoint exists; the iteration it resumes from."""
+    proc = subprocess.Popen([PY, 'tools/train.py', str(cfg), '--work-dir', str(work)], cwd=REPO,
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not (work / 'last_checkpoint').exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    last = Path((work / 'last_checkpoint').read_text().strip())
+    return torch.load(last, map_location='cpu')['meta']['iter']
+
+
 def test_killed_run_resumes_exactly_then_test(cls_setup, tmp_path):
     root, cfg = cls_setup
     full, killed = tmp_path / 'full', tmp_path / 'killed'
@@ -68,16 +82,8 @@ def test_killed_run_resumes_exactly_then_test(cls_setup, tmp_path):
     reference = logged(full)
     assert sorted(reference) == [1, 2, 3, 4, 5, 6]
 
-    proc = subprocess.Popen([PY, 'tools/train.py', str(cfg), '--work-dir', str(killed)], cwd=REPO,
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 300
-    while not (killed / 'last_checkpoint').exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    last = _kill_after_first_checkpoint(cfg, killed)
     assert not (killed / 'iter_6.pth').exists(), 'run finished before it could be killed'
-    last = int((killed / 'last_checkpoint').read_text().strip().rsplit('_', 1)[1].split('.')[0])
 
     run('tools/train.py', cfg, '--work-dir', killed, '--resume')
     resumed = logged(killed)
@@ -98,20 +104,6 @@ def test_killed_run_resumes_exactly_then_test(cls_setup, tmp_path):
     def top1(text):
         return float(text.split('accuracy/top1:')[1].split()[0])
     assert top1(mm_out.stdout + mm_out.stderr) == top1(pub_out.stdout + pub_out.stderr)
-
-
-def _kill_after_first_checkpoint(cfg: Path, work: Path) -> int:
-    """Start tools/train.py, SIGKILL it once a checkpoint exists; the iteration it resumes from."""
-    proc = subprocess.Popen([PY, 'tools/train.py', str(cfg), '--work-dir', str(work)], cwd=REPO,
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 300
-    while not (work / 'last_checkpoint').exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    last = Path((work / 'last_checkpoint').read_text().strip())
-    return torch.load(last, map_location='cpu')['meta']['iter']
 
 
 def test_killed_detection_run_resumes_exactly(tmp_path):
