@@ -36,7 +36,7 @@ __all__ = ['use_fused_kernels', 'set_fused_kernels', 'fused_kernels', 'conv_act'
 _ACTS = ('none', 'gelu', 'sigmoid')
 _state = {'enabled': os.environ.get('IFORMER_MM_FUSED_CPU', '1') != '0', 'available': None}
 # packed weights per conv module (weak: they die with the module and are never in a state_dict)
-_Packed = Dict[str, 'OrderedDict[tuple, Tuple[tuple, torch.Tensor, torch.Tensor]]']
+_Packed = Dict[Optional[Tuple[int, int]], 'OrderedDict[tuple, Tuple[tuple, torch.Tensor, torch.Tensor]]']
 #: packings kept per conv and row slice (input shape x thread count combinations)
 PACKED_PER_SLICE = 2
 _PACKED: 'weakref.WeakKeyDictionary[nn.Module, _Packed]' = weakref.WeakKeyDictionary()
@@ -106,7 +106,8 @@ def _self_check() -> bool:
             checks = [(conv_act(conv, x, 'gelu'), F.gelu(ref)),
                       (conv_act(conv, x, 'sigmoid'), torch.sigmoid(ref)),
                       (conv_act(conv, x, residual=r), ref + r),
-                      (matmul_nt(a, b), a @ b.transpose(1, 2))]
+                      (matmul_nt(a, b), a @ b.transpose(1, 2)),
+                      (matmul_nt(a[:1], b[:1]), a[:1] @ b[:1].transpose(1, 2))]
         _PACKED.pop(conv, None)
         return all(torch.allclose(a, b, atol=1e-5, rtol=1e-5) for a, b in checks)
     except Exception as e:  # missing op, unsupported CPU: fall back to standard ops
@@ -125,6 +126,8 @@ def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """
     op = torch.ops.mkldnn._linear_pointwise
     a, b = a.contiguous(), b.contiguous()
+    if a.shape[0] == 1:  # batch-1 inference: no stacking copy of the (M, N) product
+        return op(a[0], b[0], None, 'none', [], '').unsqueeze(0)
     return torch.stack([op(a[i], b[i], None, 'none', [], '') for i in range(a.shape[0])])
 
 
@@ -148,7 +151,9 @@ def _packed_weight(conv: nn.Conv2d, x: torch.Tensor, rows: Optional[Tuple[int, i
     params = (_version(w), w.data_ptr(), None if b is None else (_version(b), b.data_ptr()))
     geometry = (x.shape, torch.get_num_threads())  # torch.Size hashes as a tuple of ints
     slices = _PACKED.setdefault(conv, {})
-    cache = slices.setdefault(str(rows), OrderedDict())
+    cache = slices.get(rows)
+    if cache is None:
+        cache = slices[rows] = OrderedDict()
     hit = cache.get(geometry)
     if hit is not None and hit[0] == params:
         return hit[1], hit[2]
