@@ -2,9 +2,9 @@
 ``tools/test.py`` (shipped inside the packages) train and evaluate our iFormer-T configs on small
 generated COCO / ADE20K-layout datasets with the real evaluators (pycocotools bbox + segm AP, mIoU).
 
-Small test configs are written next to the data; they inherit the real iFormer-T configs and
-override only data root / classes, image scale, schedule length, workers and the backbone
-init (no weights exist in tests). The trained checkpoint is also rewritten in the published
+Small test configs are written next to the data (``tests/tiny_configs.py``); they inherit the
+demo configs (themselves the real iFormer-T configs at 128 px on the shapes data) and override
+only data root, schedule length, logging and the backbone init (no weights exist in tests). The trained checkpoint is also rewritten in the published
 det / seg layout (published backbone key names) and must evaluate to the same metrics.
 Each test takes 30-40 s on 2 shared CPU cores (4 training images, 2 validation images, three
 tool runs), under the 60 s limit for the default suite.
@@ -19,9 +19,9 @@ import mmengine
 import torch
 
 from iformer_mm.checkpoint import ours_to_official
-from iformer_mm.datasets import ADE_CLASSES, ADE_PALETTE, COCO_CLASSES, make_ade20k, make_coco
+from iformer_mm.datasets import make_ade20k, make_coco
 
-from .dense_helpers import det_config, seg_config
+from .tiny_configs import tiny_det_config, tiny_seg_config
 
 SITE = Path(__import__('mmdet').__file__).resolve().parents[1]
 MMDET_TOOLS = SITE / 'mmdet' / '.mim' / 'tools'
@@ -68,49 +68,9 @@ def _to_published_layout(src: Path, dst: Path) -> None:
 def test_mmdet_tools_train_and_test_mask_rcnn(tmp_path):
     root = tmp_path / 'coco'
     make_coco(root, num_train=4, num_val=2, image_size=128, seed=0)
-    cfg = tmp_path / 'mask-rcnn_iformer-t_tiny.py'
-    cfg.write_text(f'''
-_base_ = [{str(det_config('t'))!r}]
-data_root = {str(root) + '/'!r}
-metainfo = dict(classes={tuple(COCO_CLASSES)!r})
-# fewer proposals / RoIs than the 1333x800 setting (CPU time); score_thr 0 so that an
-# 8-iteration model still hands detections to the COCO evaluator
-model = dict(
-    backbone=dict(init_cfg=None),
-    roi_head=dict(bbox_head=dict(num_classes={len(COCO_CLASSES)}),
-                  mask_head=dict(num_classes={len(COCO_CLASSES)})),
-    train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=200),
-                   rcnn=dict(sampler=dict(num=128))),
-    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200),
-                  rcnn=dict(score_thr=0., max_per_img=50)))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=(160, 128), keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(160, 128), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                          'scale_factor')),
-]
-train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=train_pipeline))
-val_dataloader = dict(
-    num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
-test_evaluator = val_evaluator
-train_cfg = dict(max_epochs=2, val_interval=2)
-param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2)]
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
-load_from = None
-''')
+    # score_thr 0 so that a 2-iteration model still hands detections to the COCO evaluator
+    cfg = tiny_det_config(tmp_path, root, max_epochs=2,
+                          test_cfg=dict(rcnn=dict(score_thr=0., max_per_img=50)))
     work = tmp_path / 'work'
     _run(MMDET_TOOLS / 'train.py', str(cfg), '--work-dir', str(work), cwd=tmp_path)
     ckpt = work / 'epoch_2.pth'
@@ -146,50 +106,7 @@ load_from = None
 def test_mmseg_tools_train_and_test_semantic_fpn(tmp_path):
     root = tmp_path / 'ade'
     summary = make_ade20k(root, num_train=4, num_val=2, image_size=128, seed=0)
-    data_root = str(summary['data_root'])
-    cfg = tmp_path / 'fpn_iformer-t_tiny.py'
-    cfg.write_text(f'''
-_base_ = [{str(seg_config('t'))!r}]
-data_root = {data_root!r}
-crop_size = (128, 128)
-metainfo = dict(classes={tuple(ADE_CLASSES)!r}, palette={[list(c) for c in ADE_PALETTE]!r})
-model = dict(
-    data_preprocessor=dict(size=crop_size),
-    backbone=dict(init_cfg=None),
-    decode_head=dict(num_classes={len(ADE_CLASSES)}))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(256, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(256, 128), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
-tiny_dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
-               img_suffix='.jpg', seg_map_suffix='.png', reduce_zero_label=True)
-train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(tiny_dataset, _delete_=True, pipeline=train_pipeline,
-                 data_prefix=dict(img_path='images/training',
-                                  seg_map_path='annotations/training')))
-val_dataloader = dict(
-    num_workers=0, persistent_workers=False,
-    dataset=dict(tiny_dataset, _delete_=True, pipeline=test_pipeline,
-                 data_prefix=dict(img_path='images/validation',
-                                  seg_map_path='annotations/validation')))
-test_dataloader = val_dataloader
-train_cfg = dict(max_iters=4, val_interval=4)
-param_scheduler = [dict(type='PolyLR', eta_min=1e-6, power=0.9, begin=0, end=4, by_epoch=False)]
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=4))
-load_from = None
-''')
+    cfg = tiny_seg_config(tmp_path, summary['data_root'], max_iters=4)
     work = tmp_path / 'work'
     _run(MMSEG_TOOLS / 'train.py', str(cfg), '--work-dir', str(work), cwd=tmp_path)
     ckpt = work / 'iter_4.pth'

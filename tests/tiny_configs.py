@@ -1,5 +1,6 @@
-"""Tiny, deterministic configs that inherit the real iFormer-T configs (for tool tests)."""
+"""Tiny, deterministic configs inheriting the real iFormer-T and demo configs (for tool tests)."""
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,16 +41,18 @@ randomness = dict(seed=0, deterministic=True)
     return path
 
 
-def tiny_det_config(folder: Path, data_root: Path, max_epochs: int = 2) -> Path:
+def tiny_det_config(folder: Path, data_root: Path, max_epochs: int = 2,
+                    test_cfg: Optional[dict] = None) -> Path:
     """The detection demo config (Mask R-CNN + iFormer-T, shapes COCO) on a tiny generated set.
 
-    Only data, schedule and logging change: the demo's random flip, RoI sampling and per-epoch
-    validation stay, so exact resume depends on the checkpointed random state.
+    Only data, schedule and logging change (and ``model.test_cfg`` entries if given): the demo's
+    random flip, RoI sampling and per-epoch validation stay, so exact resume depends on the
+    checkpointed random state.
     """
     text = f"""
 _base_ = ['{REPO}/configs/detection/mask-rcnn_iformer-t_fpn_3e_shapes.py']
 data_root = '{data_root}/'
-model = dict(backbone=dict(init_cfg=None))
+model = dict(backbone=dict(init_cfg=None), test_cfg={test_cfg or {}!r})
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
@@ -60,5 +63,25 @@ default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1), logger=dict
 log_processor = dict(window_size=1)
 """
     path = folder / 'tiny_det.py'
+    path.write_text(text)
+    return path
+
+
+def tiny_seg_config(folder: Path, data_root: Path, max_iters: int = 4) -> Path:
+    """The segmentation demo config (Semantic FPN + iFormer-T, shapes ADE20K layout), tiny run.
+
+    Only data root, batch size, schedule and logging change; no backbone weights.
+    """
+    text = f"""
+_base_ = ['{REPO}/configs/segmentation/fpn_iformer-t_1xb8-800iter_shapes-128x128.py']
+model = dict(backbone=dict(init_cfg=None))
+train_dataloader = dict(batch_size=2, dataset=dict(data_root='{data_root}'))
+val_dataloader = dict(dataset=dict(data_root='{data_root}'))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters={max_iters}, val_interval={max_iters})
+param_scheduler = [dict(type='PolyLR', eta_min=1e-6, power=0.9, begin=0, end={max_iters}, by_epoch=False)]
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval={max_iters}))
+"""
+    path = folder / 'tiny_seg.py'
     path.write_text(text)
     return path
