@@ -5,17 +5,12 @@ the backbone and the optimizer constructors always (they need only mmengine), th
 and classifiers when mmpretrain is installed. It also allowlists the types mmengine 0.10 stores in
 its checkpoints for torch's ``weights_only`` loading (see :mod:`iformer_mm.safe_globals`).
 """
-import importlib.util
-
 from .safe_globals import register_mmengine_checkpoint_globals
 from .version import __version__
 
 register_mmengine_checkpoint_globals()
 
-from . import engine  # noqa: E402,F401  (optimizer constructors)
-from .models import IFormer  # noqa: E402
-
-if importlib.util.find_spec('mmpretrain') is not None:
-    from .models import classifiers, heads  # noqa: E402,F401
+from . import engine  # noqa: E402,F401  (optimizer constructors, hooks, atomic backend)
+from .models import IFormer  # noqa: E402  (and the mmpretrain heads when mmpretrain is there)
 
 __all__ = ['__version__', 'IFormer']

@@ -18,10 +18,13 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from .checkpoint import (CheckpointError, StateDict, atomic_torch_save, check_backbone_state,
-                         describe_backbone_state, extract_backbone_state, guess_variant,
-                         is_official_backbone_key, official_to_mm, official_to_ours_key,
-                         safe_load)
+from .checkpoint import CheckpointError, StateDict, atomic_torch_save, safe_load
+from .models.backbones.iformer import IFormer
+from .models.backbones.iformer_arch import parse_model_name
+from .models.backbones.iformer_keys import (check_backbone_state, describe_backbone_state,
+                                            extract_backbone_state, guess_variant,
+                                            is_official_backbone_key, official_to_mm,
+                                            official_to_ours_key)
 from .version import __version__
 
 
@@ -57,8 +60,7 @@ def _check_variant(backbone: StateDict, arch: Optional[str], src: str) -> Option
     found = guess_variant(backbone)
     if arch is None:
         return found
-    from .models.backbones.iformer import normalize_arch_name
-    wanted = normalize_arch_name(arch)
+    wanted = parse_model_name(arch)[0]
     if found != wanted:
         dims, depths = describe_backbone_state(backbone)
         seen = (f'iFormer-{found.upper()}' if found is not None
@@ -140,7 +142,6 @@ def convert_checkpoint(src: str, dst: str, arch: Optional[str] = None,
         raise CheckpointError(f'{src} has no iFormer backbone weights')
     variant = _check_variant(backbone, arch, src)
     if variant is not None:  # a published variant: every backbone key must be there
-        from .models.backbones.iformer import IFormer
         check_backbone_state(IFormer(variant), backbone, src)
     out['meta'].update({'arch': variant, 'source': os.path.basename(os.fspath(src)),
                         'converted_by': f'iformer_mm {__version__}'})

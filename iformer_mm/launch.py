@@ -106,7 +106,7 @@ def _atomic_checkpoints(cfg) -> None:
 def _random_state_hook(cfg) -> None:
     """Add RandomStateHook to the run unless the config already has it."""
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') in ('RandomStateHook', 'iformer_mm.RandomStateHook') for h in hooks):
+    if not any(h.get('type') == 'RandomStateHook' for h in hooks):
         hooks.append(dict(type='RandomStateHook'))
     cfg.custom_hooks = hooks
 
@@ -225,7 +225,8 @@ def train(argv: Optional[Sequence[str]] = None) -> None:
 
 def _published_to_mm_file(path: str, folder: str) -> str:
     """Write an mm-layout copy of a published classification file; return its path."""
-    from .checkpoint import atomic_torch_save, find_state_dict, official_to_mm, safe_load
+    from .checkpoint import atomic_torch_save, find_state_dict, safe_load
+    from .models.backbones.iformer_keys import official_to_mm
     ckpt = safe_load(path)
     state_dict, fmt = find_state_dict(ckpt, source=path)
     if fmt != 'official':

@@ -1,24 +1,13 @@
 """IFormer backbone: published architecture (vs timm), mm conventions, fusion, input checks."""
 import pytest
-import timm
 import torch
-from timm.models.iformer import checkpoint_filter_fn
 
-from iformer_mm.checkpoint import ours_to_official
-from iformer_mm.models.backbones.iformer import ARCH_SETTINGS, IFormer, SHMABlock
+from iformer_mm.models.backbones.iformer import IFormer, SHMABlock
+from iformer_mm.models.backbones.iformer_arch import ARCH_SETTINGS
 
-from .conftest import randomize_bn
+from .helpers import randomize_bn, timm_twin
 
 ARCHS = ['t', 's', 'm', 'l', 'l2', 'h']
-
-
-def timm_twin(model: IFormer, arch: str) -> torch.nn.Module:
-    """timm's port with our weights, passed through the published key format."""
-    ref = timm.create_model(f'iformer_{arch}', num_classes=10).eval()
-    converted = checkpoint_filter_fn(ours_to_official(model.state_dict()), ref)
-    missing, unexpected = ref.load_state_dict(converted, strict=False)
-    assert not unexpected and all(k.startswith('head') for k in missing), (missing, unexpected)
-    return ref
 
 
 @pytest.mark.parametrize('arch', ARCHS)

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.optim import build_optim_wrapper
 
-from .dense_helpers import SWAP_DIR, build_model, det_batch, load_config, seg_batch, train_step
+from .helpers import SWAP_DIR, build_model, det_batch, load_dense_config, seg_batch, train_step
 
 T_DIMS = [32, 64, 128, 256]
 SWAPS = {
@@ -81,7 +81,7 @@ def _step_and_check(model, cfg, data):
 @pytest.mark.parametrize('name', ['retinanet_iformer-t_fpn_1x_coco.py',
                                   'cascade-mask-rcnn_iformer-t_fpn_1x_coco.py'])
 def test_det_swap_trains_and_predicts(name):
-    cfg = load_config(SWAP_DIR / name)
+    cfg = load_dense_config(SWAP_DIR / name)
     model = build_model(cfg)
     log_vars = _step_and_check(model, cfg, det_batch(SIZE, SIZE))
     assert 'loss_cls' in log_vars or 's0.loss_cls' in log_vars
@@ -96,7 +96,7 @@ def test_det_swap_trains_and_predicts(name):
 
 
 def test_seg_swap_trains_and_predicts():
-    cfg = load_config(SWAP_DIR / 'upernet_iformer-t_4xb4-80k_ade20k-512x512.py')
+    cfg = load_dense_config(SWAP_DIR / 'upernet_iformer-t_4xb4-80k_ade20k-512x512.py')
     cfg.model.data_preprocessor.size = (SIZE, SIZE)
     model = build_model(cfg)
     # two images: the pyramid-pooling branch has a 1x1 BN input per image in training

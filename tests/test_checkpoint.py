@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from iformer_mm.checkpoint import (CheckpointError, atomic_torch_save, guess_variant,
-                                   official_to_ours_key, ours_to_official, safe_load)
+from iformer_mm.checkpoint import CheckpointError, atomic_torch_save, safe_load
+from iformer_mm.models.backbones.iformer_keys import guess_variant, official_to_ours_key, ours_to_official
 from iformer_mm.models.backbones.iformer import IFormer
 
-from .conftest import randomize_bn
+from .helpers import randomize_bn
 
 # spec key counts include the 7 head keys (BN1d: 5, Linear: 2)
 BACKBONE_KEYS = {'t': 451 - 7, 's': 505 - 7, 'm': 547 - 7, 'l': 697 - 7, 'l2': 973 - 7, 'h': 1442 - 7}

@@ -9,16 +9,15 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from timm.models.iformer import checkpoint_filter_fn
 
-from iformer_mm.checkpoint import ours_to_official, safe_load
+from iformer_mm.checkpoint import safe_load
+from iformer_mm.models.backbones.iformer_keys import ours_to_official
 from iformer_mm.convert import convert_checkpoint
 from iformer_mm.models.classifiers import build_teacher
 from iformer_mm.models.heads import IFormerClsHead, IFormerDistillHead
 
-from .cls_helpers import (CONFIGS, PARAMS, PUBLISHED_KEYS, build_classifier, load_config,
-                          write_release_file)
-from .conftest import randomize_bn
+from .helpers import (CONFIGS, PARAMS, PUBLISHED_KEYS, build_classifier, load_cls_config,
+                      randomize_bn, timm_twin, write_release_file)
 
 
 def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -31,12 +30,6 @@ def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
             elif name.endswith('bias') and name.startswith('head.'):
                 p.normal_(0, 0.1)
     return randomize_bn(model, seed)
-
-
-def _timm_reference(variant: str, published: dict) -> torch.nn.Module:
-    ref = timm.create_model(f'iformer_{variant}', pretrained=False, num_classes=1000)
-    ref.load_state_dict(checkpoint_filter_fn(published, ref), strict=True)
-    return ref.eval()
 
 
 # T and distilled M (both head types) run by default; the larger ones take 20-60 s each on 2
@@ -70,7 +63,7 @@ def test_release_file_converts_and_matches_timm(variant, tmp_path):
 
     size = 128 if variant == 'h' else 224
     x = torch.randn(1, 3, size, size)
-    ref = _timm_reference(variant, safe_load(str(src)))
+    ref = timm_twin(safe_load(str(src)), variant, num_classes=1000)
     with torch.no_grad():
         ours = fresh(x)
         theirs = ref(x)
@@ -178,7 +171,7 @@ TEACHER = 'resnet10t'
 
 
 def _tiny_distiller_cfg(teacher_ckpt, num_classes=5):
-    cfg = load_config('m_distilled').model
+    cfg = load_cls_config('m_distilled').model
     cfg.backbone.update(arch='t')
     cfg.head.update(in_channels=256, num_classes=num_classes)
     cfg.teacher = dict(arch=TEACHER, checkpoint=str(teacher_ckpt), num_classes=num_classes)

@@ -1,9 +1,9 @@
-"""configs/classification reproduce the published ImageNet recipe (IFORMER_SPEC.md)."""
+"""configs/classification reproduce the published ImageNet recipe (docs/architecture.md)."""
 import pytest
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from .cls_helpers import CONFIGS, build_classifier, load_config
+from .helpers import CONFIGS, build_classifier, load_cls_config
 
 DIMS = {'t': 256, 's': 320, 'm': 384, 'l': 384, 'l2': 512, 'h': 768}
 DROP_PATH = {'t': 0., 's': 0., 'm': 0., 'l': 0.1, 'l2': 0., 'h': 0.6}
@@ -11,7 +11,7 @@ DROP_PATH = {'t': 0., 's': 0., 'm': 0., 'l': 0.1, 'l2': 0., 'h': 0.6}
 
 @pytest.mark.parametrize('variant', list(CONFIGS))
 def test_recipe(variant):
-    cfg = load_config(variant)
+    cfg = load_cls_config(variant)
     arch = variant.replace('_distilled', '')
     distilled = variant != arch
     assert cfg.custom_imports == dict(imports=['iformer_mm'], allow_failed_imports=False)
@@ -75,7 +75,7 @@ def test_recipe(variant):
 def test_no_weight_decay_on_norms_biases_and_layer_scale():
     """Only conv / linear weights decay (published: no decay for 1-D params, biases, gamma)."""
     init_default_scope('mmpretrain')
-    cfg = load_config('t')
+    cfg = load_cls_config('t')
     cfg.model.backbone.layer_scale_init_value = 1e-6  # T has no layer scale; H does
     model = build_classifier('t', cfg.model)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)

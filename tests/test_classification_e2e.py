@@ -3,7 +3,6 @@ RandAugment, RandomErasing, Mixup/CutMix, label smoothing) with a generated Imag
 64 px images, a few iterations; then ``--resume`` continues the iteration counter."""
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import torch
 
 import mmpretrain
 
-from .cls_helpers import CLS_CONFIGS, REPO
+from .helpers import CLS_CONFIGS, run_tool
 
 MMPRETRAIN_TOOLS = Path(mmpretrain.__file__).parent / '.mim' / 'tools'
 TRAIN_IMAGES_PER_CLASS, BATCH = 4, 4  # 5 classes -> 20 images -> 5 iterations per epoch
@@ -23,7 +22,7 @@ def _test_config(folder: Path, data_root: Path) -> Path:
     """The real iFormer-T config with only data, image size, batch and schedule length changed."""
     text = f"""
 _base_ = ['{CLS_CONFIGS / 'iformer-t_8xb512_in1k.py'}']
-from iformer_mm.datasets.synthetic import SHAPE_CLASSES
+from iformer_mm.datasets.shapes import SHAPE_CLASSES
 _bgr_mean = [103.53, 116.28, 123.675]
 model = dict(head=dict(num_classes=len(SHAPE_CLASSES), topk=(1, )))
 data_preprocessor = dict(num_classes=len(SHAPE_CLASSES))
@@ -68,10 +67,7 @@ randomness = dict(seed=0)
 
 
 def _run(script: str, *args) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, str(MMPRETRAIN_TOOLS / script), *map(str, args)],
-                            capture_output=True, text=True, cwd=REPO, timeout=900)
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
-    return result
+    return run_tool(MMPRETRAIN_TOOLS / script, *args, threads=2, timeout=900)
 
 
 def _meta(path: Path) -> dict:
@@ -83,7 +79,7 @@ def _meta(path: Path) -> dict:
 
 @pytest.mark.slow
 def test_mmpretrain_tools_train_resume_and_test(tmp_path):
-    from iformer_mm.datasets.synthetic import make_classification
+    from iformer_mm.datasets.shapes import make_classification
     data_root = tmp_path / 'shapes'
     make_classification(data_root, num_train_per_class=TRAIN_IMAGES_PER_CLASS,
                         num_val_per_class=2, image_size=64, seed=0)

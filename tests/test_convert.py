@@ -2,18 +2,16 @@
 with one line and no output file; malicious pickles are never executed."""
 import importlib.util
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from iformer_mm.checkpoint import CheckpointError, ours_to_official, safe_load
+from iformer_mm.checkpoint import CheckpointError, safe_load
+from iformer_mm.models.backbones.iformer_keys import ours_to_official
 from iformer_mm.convert import convert_checkpoint
 from iformer_mm.models.backbones.iformer import IFormer
 
-from .cls_helpers import REPO, build_classifier, write_release_file
-from .conftest import randomize_bn
+from .helpers import REPO, build_classifier, randomize_bn, run_tool, write_release_file
 
 TOOL = REPO / 'tools' / 'convert_official.py'
 
@@ -48,8 +46,7 @@ def _folder_is_clean(folder, expected=()):
 
 
 def _run_cli(*args):
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, timeout=300)
+    return run_tool(TOOL, *args, check=False, timeout=300)
 
 
 # ------------------------------------------------------------------------------------- success
@@ -102,7 +99,7 @@ def test_dense_checkpoint_renames_backbone_and_keeps_the_rest(t_model, tmp_path)
 
 
 # ------------------------------------------------------------------------------------ bad input
-def _expect_refusal(capsys, args, *needles, code=1):
+def _expect_refusal(capsys, args, *needles, code=2):
     try:
         rc = convert_main([str(a) for a in args])
     except SystemExit as e:  # argparse usage errors
@@ -222,7 +219,7 @@ def test_malicious_checkpoint_is_refused_everywhere(tmp_path, capsys):
     with pytest.raises(CheckpointError, match='refusing to load'):
         build_teacher('resnet10t', str(evil), num_classes=5)
     result = _run_cli(evil, out / 'dst.pth')
-    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert 'Traceback' not in result.stderr
     _folder_is_clean(out)
     assert not marker.exists()

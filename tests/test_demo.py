@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
@@ -22,7 +19,8 @@ from iformer_mm.demo import cli, visualize as vis
 from iformer_mm.demo.data import DataSpec, ensure_data, mismatch
 from iformer_mm.demo.tasks import TASKS, with_dependencies
 
-REPO = Path(__file__).resolve().parents[1]
+from .helpers import REPO, run_tool
+
 CLI = REPO / 'tools' / 'demo.py'
 
 
@@ -39,9 +37,8 @@ def _run_main(argv: List[str], capsys) -> str:
 
 def test_cli_unknown_task_is_one_line_exit_2(tmp_path):
     """The real script (subprocess): argparse's message, no usage dump, no traceback."""
-    proc = subprocess.run([sys.executable, str(CLI), '--tasks', 'cls', 'detect',
-                           '--out-dir', str(tmp_path / 'out')],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = run_tool(CLI, '--tasks', 'cls', 'detect', '--out-dir', tmp_path / 'out',
+                    cwd=tmp_path, check=False, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "'detect'" in lines[0] and 'cls' in lines[0], proc.stderr
@@ -219,9 +216,8 @@ def quick_run(tmp_path_factory) -> Dict[str, Any]:
     deterministic algorithms, seeds) that must not leak into the tests that follow.
     """
     base = tmp_path_factory.mktemp('demo_quick')
-    proc = subprocess.run([sys.executable, str(CLI), '--quick', '--tasks', 'seg', 'det',
-                           '--out-dir', 'out', '--data-root', 'data', '--threads', '1'],
-                          capture_output=True, text=True, timeout=600, cwd=base)
+    proc = run_tool(CLI, '--quick', '--tasks', 'seg', 'det', '--out-dir', 'out',
+                    '--data-root', 'data', '--threads', '1', cwd=base, check=False, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return dict(base=base, stdout=proc.stdout,
                 results=json.loads((base / 'out' / 'results.json').read_text()))
@@ -291,9 +287,8 @@ SLOW_THRESHOLDS = {
 def full_run(tmp_path_factory) -> Dict[str, Any]:
     base = tmp_path_factory.mktemp('demo_full')
     # one thread, as measured: the run is deterministic for a given thread count
-    proc = subprocess.run([sys.executable, str(CLI), '--out-dir', str(base / 'out'),
-                           '--data-root', str(base / 'data'), '--threads', '1'],
-                          capture_output=True, text=True, timeout=3600, cwd=base)
+    proc = run_tool(CLI, '--out-dir', base / 'out', '--data-root', base / 'data',
+                    '--threads', '1', cwd=base, check=False, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((base / 'out' / 'results.json').read_text())
 

@@ -12,10 +12,11 @@ import torch
 from mmengine.runner import load_checkpoint
 
 from iformer_mm import IFormer
-from iformer_mm.checkpoint import CheckpointError, ours_to_official
+from iformer_mm.checkpoint import CheckpointError
+from iformer_mm.models.backbones.iformer_keys import ours_to_official
 
-from .conftest import randomize_bn
-from .dense_helpers import build_model, det_batch, det_config, load_config, seg_batch, seg_config
+from .helpers import (build_model, det_batch, det_config, load_dense_config, randomize_bn,
+                      seg_batch, seg_config)
 
 SIZE = 128
 
@@ -52,7 +53,7 @@ def _assert_same_state(a: torch.nn.Module, b: torch.nn.Module):
 
 @pytest.fixture(scope='module')
 def det_models():
-    cfg = load_config(det_config('t'))
+    cfg = load_dense_config(det_config('t'))
     cfg.model.test_cfg.rcnn.score_thr = 0.  # an untrained head scores ~1/81: keep detections
     cfg.model.test_cfg.rcnn.max_per_img = 20
     return cfg, _source_model(cfg, seed=1), _source_model(cfg, seed=2)
@@ -100,7 +101,7 @@ def test_published_det_checkpoint_of_other_variant_is_named(tmp_path):
 
 
 def test_published_seg_checkpoint_via_load_checkpoint(tmp_path):
-    cfg = load_config(seg_config('t'))
+    cfg = load_dense_config(seg_config('t'))
     cfg.model.data_preprocessor.size = (SIZE, SIZE)
     source, target = _source_model(cfg, seed=3), _source_model(cfg, seed=4)
     path = _write(tmp_path, source, 'mmseg')

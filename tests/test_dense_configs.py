@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
-from .dense_helpers import (DIMS, VARIANTS, build_model, det_batch, det_config, load_config,
+from .helpers import (DIMS, VARIANTS, build_model, det_batch, det_config, load_dense_config,
                            num_params, seg_batch, seg_config, train_step)
 from iformer_mm import IFormer
 
@@ -32,7 +32,7 @@ def _check_backbone_cfg(cfg, variant):
 
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_det_config_hyperparameters(variant):
-    cfg = load_config(det_config(variant), backbone_init=None)
+    cfg = load_dense_config(det_config(variant), backbone_init=None)
     raw = Config.fromfile(str(det_config(variant)))
     _check_backbone_cfg(cfg, variant)
     assert raw.model.backbone.init_cfg == dict(type='Pretrained',
@@ -56,7 +56,7 @@ def test_det_config_hyperparameters(variant):
 
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_seg_config_hyperparameters(variant):
-    cfg = load_config(seg_config(variant), backbone_init=None)
+    cfg = load_dense_config(seg_config(variant), backbone_init=None)
     raw = Config.fromfile(str(seg_config(variant)))
     _check_backbone_cfg(cfg, variant)
     assert raw.model.backbone.init_cfg == dict(type='Pretrained',
@@ -85,7 +85,7 @@ def test_seg_config_hyperparameters(variant):
 
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_det_config_trains_one_step(variant):
-    cfg = load_config(det_config(variant))
+    cfg = load_dense_config(det_config(variant))
     model = build_model(cfg)
     assert num_params(model.backbone) == num_params(IFormer(variant))
     assert model.backbone.window_size == 16 and model.backbone.norm_eval
@@ -112,7 +112,7 @@ def test_det_config_trains_one_step(variant):
 
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_seg_config_trains_one_step(variant):
-    cfg = load_config(seg_config(variant))
+    cfg = load_dense_config(seg_config(variant))
     cfg.model.data_preprocessor.size = (SIZE, SIZE)  # 512 crops are the real setting
     model = build_model(cfg)
     assert num_params(model.backbone) == num_params(IFormer(variant))
@@ -135,7 +135,7 @@ def test_seg_config_trains_one_step(variant):
 def test_seg_syncbn_reverted_by_runner_on_one_process(tmp_path):
     """mmseg's base head uses SyncBN; mmengine's runner makes it plain BN when not distributed."""
     from mmengine.runner import Runner
-    cfg = load_config(seg_config('t'))
+    cfg = load_dense_config(seg_config('t'))
     assert cfg.model.decode_head.norm_cfg.type == 'SyncBN'
     cfg.work_dir = str(tmp_path)
     runner = Runner.from_cfg(cfg)

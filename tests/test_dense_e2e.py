@@ -10,18 +10,15 @@ Each test takes 30-40 s on 2 shared CPU cores (4 training images, 2 validation i
 tool runs), under the 60 s limit for the default suite.
 """
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mmengine
 import torch
 
-from iformer_mm.checkpoint import ours_to_official
+from iformer_mm.models.backbones.iformer_keys import ours_to_official
 from iformer_mm.datasets import make_ade20k, make_coco
 
-from .tiny_configs import tiny_det_config, tiny_seg_config
+from .helpers import run_tool, tiny_det_config, tiny_seg_config
 
 SITE = Path(__import__('mmdet').__file__).resolve().parents[1]
 MMDET_TOOLS = SITE / 'mmdet' / '.mim' / 'tools'
@@ -29,13 +26,7 @@ MMSEG_TOOLS = SITE / 'mmseg' / '.mim' / 'tools'
 
 
 def _run(tool: Path, *args: str, cwd: Path) -> str:
-    # passive OpenMP waiting: spinning threads are ~10x slower on a shared 2-core machine
-    env = dict(os.environ, OMP_NUM_THREADS='2', MKL_NUM_THREADS='2', OMP_WAIT_POLICY='PASSIVE',
-               CUDA_VISIBLE_DEVICES='')
-    proc = subprocess.run([sys.executable, str(tool), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, \
-        f'{tool} {args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
+    proc = run_tool(tool, *args, cwd=cwd, threads=2)
     return proc.stdout + proc.stderr
 
 

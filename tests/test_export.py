@@ -1,20 +1,17 @@
 """Export: the standalone classifier, checkpoint formats, ONNX parity, Core ML specs, bad input."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import timm
-import timm.models.iformer as timm_iformer
 import torch
 
-from .conftest import REPO, randomize_bn
-from iformer_mm.checkpoint import CheckpointError, ours_to_official
+from .helpers import randomize_bn, run_tool, timm_twin
+from iformer_mm.checkpoint import CheckpointError
+from iformer_mm.models.backbones.iformer_keys import ours_to_official
 from iformer_mm.deploy import cli
-from iformer_mm.deploy.atomic import OutputError, atomic_path
-from iformer_mm.deploy.build import load_classifier, parse_model_name
-from iformer_mm.deploy.classifier import IFormerClassifier
+from iformer_mm.fileio import OutputError, atomic_path
+from iformer_mm.models.backbones.iformer_arch import parse_model_name
+from iformer_mm.models.plain_classifier import IFormerClassifier, load_classifier
 from iformer_mm.models.backbones.iformer import IFormer
 
 TOL = 1e-4
@@ -52,9 +49,7 @@ def test_classifier_matches_timm_and_fuses(tmp_path, distilled):
     ours, path = _classifier_checkpoint(tmp_path, distilled=distilled)
     loaded = load_classifier('t', path).eval()
     assert loaded.distilled == distilled
-    ref = timm.create_model('iformer_t', num_classes=1000, distillation=distilled).eval()
-    sd = timm_iformer.checkpoint_filter_fn(torch.load(path, weights_only=True), ref)
-    ref.load_state_dict(sd, strict=True)
+    ref = timm_twin(path, 't', num_classes=1000, distillation=distilled)
     x = torch.randn(2, 3, 128, 160)
     with torch.no_grad():
         want = ref(x)
@@ -188,7 +183,6 @@ def test_atomic_path_keeps_old_artifact_on_failure(tmp_path):
 
 
 def test_cli_script_reports_bad_model():
-    proc = subprocess.run([sys.executable, str(REPO / 'tools' / 'export_coreml.py'),
-                           '--model', 'nope'], capture_output=True, text=True, timeout=300)
+    proc = run_tool('tools/export_coreml.py', '--model', 'nope', check=False, timeout=300)
     assert proc.returncode == 2
     assert "unknown model 'nope'" in proc.stderr and 'l2' in proc.stderr

@@ -7,12 +7,9 @@ under inference_mode, and the unfused training path (outputs and gradients vs ti
 import copy
 
 import pytest
-import timm
-import timm.models.iformer as timm_iformer
 import torch
 
-from .conftest import randomize_bn
-from iformer_mm.checkpoint import ours_to_official
+from .helpers import randomize_bn, timm_twin
 from iformer_mm.models.backbones import fused_cpu_ops
 from iformer_mm.models.backbones.iformer import IFormer
 
@@ -26,11 +23,7 @@ def _max_diff(a, b) -> float:
 def _pair(arch: str, seed: int = 0):
     torch.manual_seed(seed)
     ours = randomize_bn(IFormer(arch, out_indices=(0, 1, 2, 3)), seed).eval()
-    ref = timm.create_model(f'iformer_{arch}', num_classes=10).eval()
-    sd = timm_iformer.checkpoint_filter_fn(ours_to_official(ours.state_dict()), ref)
-    missing, unexpected = ref.load_state_dict(sd, strict=False)
-    assert not unexpected and all(k.startswith('head.') for k in missing)
-    return ours, ref
+    return ours, timm_twin(ours, arch)
 
 
 def _timm_features(ref, x):
@@ -67,10 +60,10 @@ def test_every_inference_path_matches_timm(arch):
 
 def test_onednn_matmul_attention_matches_timm():
     # 16x18 = 288 tokens in stage 3: above ONEDNN_MATMUL_MIN_TOKENS, batch of two images
-    from iformer_mm.models.backbones import iformer
+    from iformer_mm.models.backbones import iformer_fused
     ours, ref = _pair('t', seed=4)
     x = torch.randn(2, 3, 256, 288)
-    assert 16 * 18 >= iformer.ONEDNN_MATMUL_MIN_TOKENS
+    assert 16 * 18 >= iformer_fused.ONEDNN_MATMUL_MIN_TOKENS
     expected = _timm_features(ref, x)
     ours.switch_to_deploy()
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Params and GMACs match what the published code computes (IFORMER_SPEC.md)."""
+"""Params and GMACs match what the published code computes (docs/architecture.md)."""
 import json
 
 import pytest

@@ -7,7 +7,7 @@ import torch
 
 from iformer_mm.models.backbones.iformer import IFormer
 
-from .conftest import randomize_bn
+from .helpers import randomize_bn
 
 
 def expected_size(n: int, stride_log2: int) -> int:

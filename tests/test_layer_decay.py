@@ -1,6 +1,5 @@
 """IFormerLayerDecayOptimWrapperConstructor: per-layer learning rates, weight-decay exemptions."""
 import pytest
-import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 from mmengine.optim.scheduler import LinearLR
@@ -8,7 +7,7 @@ from mmengine.optim.scheduler import LinearLR
 from iformer_mm import IFormer
 from iformer_mm.engine import IFormerLayerDecayOptimWrapperConstructor
 
-from .dense_helpers import DET_DIR, SEG_DIR, build_model, load_config
+from .helpers import DET_DIR, SEG_DIR, build_model, load_dense_config
 
 LR, WD, RATE = 2e-4, 0.05, 0.8
 
@@ -127,7 +126,7 @@ def test_toolbox_registries_find_it():
     SEG_DIR / 'fpn_iformer-m_layer-decay_8xb4-40k_ade20k-512x512.py',
 ])
 def test_layer_decay_configs_build_the_optimizer(path):
-    cfg = load_config(path)
+    cfg = load_dense_config(path)
     model = build_model(cfg)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     groups = _group_of(optim_wrapper, model)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -14,7 +13,8 @@ from PIL import Image
 from iformer_mm.datasets import (ADE_CLASSES, ADE_PALETTE, COCO_CLASSES, MIN_IMAGE_SIZE,
                                  SHAPE_CLASSES, make_ade20k, make_classification, make_coco)
 
-REPO = Path(__file__).resolve().parent.parent
+from .helpers import PY, REPO, tool_env
+
 CLI = REPO / 'tools' / 'make_shapes.py'
 
 CLS_KW = dict(num_train_per_class=4, num_val_per_class=2, image_size=32)
@@ -283,7 +283,7 @@ def cli_runs(tmp_path_factory) -> Dict[str, tuple]:
     for name, args in CLI_CASES.items():
         cwd = tmp_path_factory.mktemp(f'cli_{name}')
         (cwd / 'plain').write_text('x')
-        procs[name] = (cwd, subprocess.Popen([sys.executable, str(CLI), *args], cwd=cwd,
+        procs[name] = (cwd, subprocess.Popen([PY, str(CLI), *args], cwd=cwd, env=tool_env(),
                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                              text=True))
     runs = {}

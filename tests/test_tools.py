@@ -4,27 +4,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from iformer_mm.checkpoint import ours_to_official
-from iformer_mm.datasets.synthetic import make_classification, make_coco
+from iformer_mm.models.backbones.iformer_keys import ours_to_official
+from iformer_mm.datasets.shapes import make_classification, make_coco
 
-from .tiny_configs import REPO, tiny_cls_config, tiny_det_config
+from .helpers import PY, REPO, run_tool, tiny_cls_config, tiny_det_config, tool_env
 
-PY = sys.executable
-ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
-
-
-def run(*args, check=True, **kw):
-    proc = subprocess.run([PY, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
-    return proc
+ENV = tool_env(threads=1)
 
 
 def logged(work_dir: Path) -> dict:
@@ -58,7 +49,7 @@ def test_import_needs_neither_mmdet_nor_mmseg():
         'm = MODELS.build(dict(type="IFormer", arch="t"))\n'
         'assert "mmdet" not in sys.modules and "mmseg" not in sys.modules\n'
         'print("ok", type(m).__name__)\n')
-    assert run('-c', code).stdout.strip() == 'ok IFormer'
+    assert run_tool('-c', code).stdout.strip() == 'ok IFormer'
 
 
 def _kill_after_first_checkpoint(cfg: Path, work: Path) -> int:
@@ -78,14 +69,14 @@ def _kill_after_first_checkpoint(cfg: Path, work: Path) -> int:
 def test_killed_run_resumes_exactly_then_test(cls_setup, tmp_path):
     root, cfg = cls_setup
     full, killed = tmp_path / 'full', tmp_path / 'killed'
-    run('tools/train.py', cfg, '--work-dir', full)
+    run_tool('tools/train.py', cfg, '--work-dir', full)
     reference = logged(full)
     assert sorted(reference) == [1, 2, 3, 4, 5, 6]
 
     last = _kill_after_first_checkpoint(cfg, killed)
     assert not (killed / 'iter_6.pth').exists(), 'run finished before it could be killed'
 
-    run('tools/train.py', cfg, '--work-dir', killed, '--resume')
+    run_tool('tools/train.py', cfg, '--work-dir', killed, '--resume')
     resumed = logged(killed)
     for it in range(last + 1, 7):
         assert resumed[it][0] == pytest.approx(reference[it][0], rel=1e-5, abs=1e-6), it
@@ -96,10 +87,10 @@ def test_killed_run_resumes_exactly_then_test(cls_setup, tmp_path):
         assert torch.allclose(v.float(), final['state_dict'][k].float(), atol=1e-5), k
 
     # tools/test.py: the mm checkpoint, and the same weights as a published release file
-    mm_out = run('tools/test.py', cfg, killed / 'iter_6.pth', '--work-dir', tmp_path / 't1')
+    mm_out = run_tool('tools/test.py', cfg, killed / 'iter_6.pth', '--work-dir', tmp_path / 't1')
     published = tmp_path / 'iFormer_t.pth'
     torch.save({'model': ours_to_official(final['state_dict']), 'epoch': 299}, published)
-    pub_out = run('tools/test.py', cfg, published, '--work-dir', tmp_path / 't2')
+    pub_out = run_tool('tools/test.py', cfg, published, '--work-dir', tmp_path / 't2')
 
     def top1(text):
         return float(text.split('accuracy/top1:')[1].split()[0])
@@ -111,13 +102,13 @@ def test_killed_detection_run_resumes_exactly(tmp_path):
     make_coco(tmp_path / 'coco', num_train=8, num_val=2, image_size=128, seed=0)
     cfg = tiny_det_config(tmp_path, tmp_path / 'coco', max_epochs=2)
     full, killed = tmp_path / 'full', tmp_path / 'killed'
-    run('tools/train.py', cfg, '--work-dir', full)
+    run_tool('tools/train.py', cfg, '--work-dir', full)
     reference = logged(full)
     assert sorted(reference) == [1, 2, 3, 4]
 
     resumed_from = _kill_after_first_checkpoint(cfg, killed)
     assert resumed_from == 2 and not (killed / 'epoch_2.pth').exists()
-    run('tools/train.py', cfg, '--work-dir', killed, '--resume')
+    run_tool('tools/train.py', cfg, '--work-dir', killed, '--resume')
     resumed = logged(killed)
     for it in (3, 4):  # the epoch after the checkpoint: same losses, same lr
         assert resumed[it][0] == pytest.approx(reference[it][0], rel=1e-5), (it, resumed, reference)
@@ -160,7 +151,7 @@ def test_dist_train_two_processes_on_cpu(cls_setup, tmp_path):
     # 20 val images, batch 8: two ranks take 10 each (2 iterations), one process takes 3
     assert 'Iter(val) [2/2]' in log
     dist_top1 = float(log.split('accuracy/top1:')[-1].split()[0])
-    single = run('tools/test.py', cfg, work / 'iter_4.pth', '--work-dir', tmp_path / 'single')
+    single = run_tool('tools/test.py', cfg, work / 'iter_4.pth', '--work-dir', tmp_path / 'single')
     single_log = single.stdout + single.stderr
     assert 'Iter(test) [3/3]' in single_log
     single_top1 = float(single_log.split('accuracy/top1:')[-1].split()[0])

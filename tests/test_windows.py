@@ -11,15 +11,13 @@ Our backbone is loaded through ``init_cfg`` from a published ``{'model': ...}`` 
 import copy
 
 import pytest
-import timm
 import torch
 from timm.models.iformer import SHMABlock as TimmSHMABlock
-from timm.models.iformer import checkpoint_filter_fn
 
 from iformer_mm import IFormer
-from iformer_mm.checkpoint import ours_to_official
+from iformer_mm.models.backbones.iformer_keys import ours_to_official
 
-from .conftest import randomize_bn
+from .helpers import randomize_bn, timm_twin
 
 WINDOW = 16
 PUBLISHED_WINDOWED_SHMA = {'m': 4, 'l': 7, 'l2': 10}
@@ -88,10 +86,7 @@ def published(tmp_path_factory):
             path = tmp_path_factory.mktemp(f'iformer_{variant}') / f'iFormer_{variant}.pth'
             torch.save({'model': ours_to_official(source.state_dict()), 'epoch': 1}, path)
             del source
-            ref = timm.create_model(f'iformer_{variant}', num_classes=0)
-            ckpt = torch.load(path, map_location='cpu', weights_only=True)
-            ref.load_state_dict(checkpoint_filter_fn(ckpt, ref), strict=True)
-            cache[variant] = (path, ref.eval(), dense_backbone(path, variant))
+            cache[variant] = (path, timm_twin(path, variant), dense_backbone(path, variant))
         return cache[variant]
     return get
 

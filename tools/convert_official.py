@@ -5,7 +5,7 @@
 
 Classification release files become {'state_dict': {backbone.*, head.*}, 'meta'} for the
 configs/classification models; published mmdet / mmseg files keep all keys with the backbone
-keys renamed. Bad input: exit code 1, one line on stderr, nothing written (see
+keys renamed. Bad input: exit code 2, one line on stderr, nothing written (see
 iformer_mm.convert).
 """
 import argparse
@@ -28,10 +28,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from iformer_mm.checkpoint import CheckpointError
-    from iformer_mm.models.backbones.iformer import ARCH_SETTINGS, normalize_arch_name
+    from iformer_mm.models.backbones.iformer_arch import ARCH_SETTINGS, parse_model_name
     if args.arch is not None:
         try:
-            normalize_arch_name(args.arch)
+            parse_model_name(args.arch)
         except ValueError:
             print(f'error: --arch {args.arch!r} is not an iFormer variant; expected one of '
                   f'{", ".join(ARCH_SETTINGS)} (or iformer-m / iFormer_m spellings)',
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
         meta = convert_checkpoint(args.src, args.dst, arch=args.arch, use_ema=args.ema)
     except (CheckpointError, OSError) as e:
         print(f'error: {e}', file=sys.stderr)
-        return 1
+        return 2
     arch = f"iFormer-{meta['arch'].upper()}" if meta.get('arch') else 'custom iFormer'
     print(f"{args.src} ({meta['format']}, {arch}) -> {args.dst}")
     return 0

@@ -1,142 +1,17 @@
 #!/usr/bin/env python
-"""Write the synthetic shape datasets (thin CLI over ``iformer_mm.datasets.synthetic``).
+"""Write the synthetic shape datasets (thin CLI over ``iformer_mm.datasets.shapes.cli``).
 
-Why a CLI: demos and configs point at data on disk; this makes it in a second or two.
+    python tools/make_shapes.py all                               # data/shapes/{cls,coco,ade}
+    python tools/make_shapes.py det --num-train 400 --num-val 50  # data/shapes/coco only
+
 Bad input exits with code 2 and one line on stderr, before anything is written.
 """
-from __future__ import annotations
-
-import argparse
-import importlib.util
+import os
 import sys
-from pathlib import Path
-from types import ModuleType
-from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-def load_synthetic() -> ModuleType:
-    """Load ``iformer_mm/datasets/synthetic.py`` without running ``iformer_mm/__init__``.
-
-    Why: the package ``__init__`` imports torch and fills the OpenMMLab registries (~3 s),
-    which writing images does not need; ``synthetic`` itself needs only numpy and PIL.
-    ``find_spec`` locates the package without executing it. The repo root is put on
-    ``sys.path`` only when ``iformer_mm`` is not importable (a checkout without install).
-    """
-    spec = importlib.util.find_spec('iformer_mm')
-    if spec is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        spec = importlib.util.find_spec('iformer_mm')
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit('make_shapes.py: error: cannot find the iformer_mm package')
-    path = Path(list(spec.submodule_search_locations)[0], 'datasets', 'synthetic.py')
-    module_spec = importlib.util.spec_from_file_location('iformer_mm_synthetic', path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_spec.name] = module
-    module_spec.loader.exec_module(module)
-    return module
-
-
-synthetic = load_synthetic()
-
-#: CLI task -> (module task key, subfolder of --out, generator, default size)
-TASKS: Dict[str, tuple] = {
-    'cls': ('cls', 'cls', synthetic.make_classification, 64),
-    'det': ('coco', 'coco', synthetic.make_coco, 128),
-    'seg': ('ade', 'ade', synthetic.make_ade20k, 128),
-}
-DEFAULT_COUNTS = {'cls': (40, 10), 'det': (64, 16), 'seg': (64, 16)}
-
-EPILOG = """\
-output layout (under --out, default data/shapes):
-  cls  -> OUT/cls/{train,val}/<class>/*.png + OUT/cls/meta/{train,val}.txt
-          (mmpretrain: type='ImageNet', data_root=OUT/cls, split='train'|'val',
-           metainfo=dict(classes=SHAPE_CLASSES)); counts are PER CLASS
-  det  -> OUT/coco/{train2017,val2017}/*.jpg + OUT/coco/annotations/instances_{train,val}2017.json
-          (mmdet: type='CocoDataset', metainfo=dict(classes=COCO_CLASSES))
-  seg  -> OUT/ade/ADEChallengeData2016/{images,annotations}/{training,validation}/
-          (mmseg: type='BaseSegDataset', reduce_zero_label=True, png 1 = background,
-           2+k = shape k; metainfo=dict(classes=ADE_CLASSES, palette=ADE_PALETTE))
-  all  -> all three
-defaults: cls 40/10 per class at 64 px; det and seg 64/16 images at 128 px; seed 0.
-"""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports errors as a single stderr line (no usage dump) and exits 2."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(message)
-
-
-def fail(message: str) -> NoReturn:
-    print(f'make_shapes.py: error: {message}', file=sys.stderr)
-    raise SystemExit(2)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        description='Write small, seeded, learnable shape datasets in ImageNet, COCO and '
-        'ADE20K on-disk formats.', epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('task', choices=[*TASKS, 'all'], help='which dataset(s) to write')
-    parser.add_argument('--out', default='data/shapes',
-                        help='parent folder; each task writes its own subfolder '
-                        '(default: %(default)s)')
-    parser.add_argument('--num-train', type=int, default=None,
-                        help='training images (per class for cls; default per task, see below)')
-    parser.add_argument('--num-val', type=int, default=None,
-                        help='validation images (per class for cls; default per task)')
-    parser.add_argument('--size', type=int, default=None,
-                        help=f'square image side in pixels, {synthetic.MIN_IMAGE_SIZE}..'
-                        f'{synthetic.MAX_IMAGE_SIZE} (default: 64 for cls, 128 for det/seg)')
-    parser.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
-    return parser
-
-
-def plan(args: argparse.Namespace) -> List[Dict[str, Any]]:
-    """Validate every requested task before any is written (so 'all' is all-or-nothing)."""
-    jobs = []
-    for name in (list(TASKS) if args.task == 'all' else [args.task]):
-        key, sub, func, default_size = TASKS[name]
-        train, val = DEFAULT_COUNTS[name]
-        kwargs = dict(num_train=train if args.num_train is None else args.num_train,
-                      num_val=val if args.num_val is None else args.num_val,
-                      image_size=default_size if args.size is None else args.size, seed=args.seed)
-        root = Path(args.out) / sub
-        synthetic.check_arguments(key, root, **kwargs)
-        jobs.append(dict(name=name, func=func, root=root, kwargs=kwargs))
-    return jobs
-
-
-def run(job: Dict[str, Any]) -> Dict[str, Any]:
-    kwargs = dict(job['kwargs'])
-    if job['name'] == 'cls':
-        kwargs['num_train_per_class'] = kwargs.pop('num_train')
-        kwargs['num_val_per_class'] = kwargs.pop('num_val')
-    return job['func'](job['root'], **kwargs)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        for job in plan(args):
-            summary = run(job)
-            counts = ', '.join(f"{s}: {v['images']} images" for s, v in summary['splits'].items())
-            print(f"{job['name']}: wrote {summary['root']} ({counts}; classes: "
-                  f"{', '.join(summary['classes'])})")
-    except (ValueError, OSError) as exc:
-        fail(with_flag(str(exc)))
-    return 0
-
-
-def with_flag(message: str) -> str:
-    """Prefix the CLI flag for a module argument name, so users know what to change."""
-    for name, flag in (('num_train', '--num-train'), ('num_val', '--num-val'),
-                       ('image_size', '--size'), ('seed', '--seed')):
-        if message.startswith(name):
-            return f'{flag}: {message}'
-    return message
-
+from iformer_mm.datasets.shapes.cli import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -6,20 +6,17 @@ import json
 import sys
 from typing import List, Optional
 
-from ..deploy.build import RESOLUTION_MULTIPLE, RESOLUTION_RANGE, valid_model_names
+from ..models.backbones.iformer_arch import parse_model_name, parse_resolution, valid_model_names
 
 
 def _resolution(value: str) -> int:
+    """argparse type: a square input size under the tools' one resolution rule."""
     try:
-        r = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'resolution {value!r} is not an integer') from None
-    lo, hi = RESOLUTION_RANGE
-    if r % RESOLUTION_MULTIPLE or not lo <= r <= hi:
+        return parse_resolution(int(value))[0]
+    except ValueError as e:
         raise argparse.ArgumentTypeError(
-            f'resolution {r} is not allowed: use a multiple of {RESOLUTION_MULTIPLE} '
-            f'in [{lo}, {hi}]')
-    return r
+            f'resolution {value!r} is not an integer' if not value.strip().isdigit() else str(e)
+        ) from None
 
 
 def flops_main(argv: Optional[List[str]] = None) -> int:
@@ -66,7 +63,7 @@ def bench_parser() -> argparse.ArgumentParser:
         description='CPU latency of iFormer (ours: unfused / fused / channels_last / compile / '
                     "ONNX Runtime) against timm's fused port, measured interleaved in one process. "
                     'Linux CPU numbers, not iPhone latencies.',
-        epilog='backends: ' + '; '.join(f'{k}: {v}' for k, v in BACKENDS.items()))
+        epilog='backends: ' + '; '.join(f'{k}: {v.description}' for k, v in BACKENDS.items()))
     p.add_argument('--models', nargs='+', default=['t', 'm', 'l'],
                    help=f'backbone variants (default t m l): {valid_model_names()}')
     p.add_argument('--classifier-models', nargs='+', default=None,
@@ -101,7 +98,6 @@ def bench_parser() -> argparse.ArgumentParser:
 
 
 def bench_cases(args) -> list:
-    from ..deploy.build import parse_model_name
     from .benchmark import Case
     cases = []
     large = None if args.large_batch_models is None else {
@@ -125,7 +121,7 @@ def bench_main(argv: Optional[List[str]] = None) -> int:
 
     import torch
 
-    from ..deploy.atomic import OutputError, atomic_write_text, prepare_out_dir
+    from ..fileio import OutputError, atomic_write_text, prepare_out_dir
     from .benchmark import run_benchmark
     args = bench_parser().parse_args(argv)
     if args.report:
@@ -145,7 +141,6 @@ def bench_main(argv: Optional[List[str]] = None) -> int:
         cases = bench_cases(args)
         train = None
         if args.train_step is not None:
-            from ..deploy.build import parse_model_name
             models = args.train_step or args.models
             for m in models:
                 parse_model_name(m)

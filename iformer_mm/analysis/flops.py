@@ -1,6 +1,6 @@
 """Parameters and multiply-accumulates (MACs) of every iFormer variant.
 
-Conventions (those of the published figures, see IFORMER_SPEC.md):
+Conventions (those of the published figures, see docs/architecture.md):
 
 * params: the trainable classifier (backbone + BN/Linear head, 1000 classes), *unfused*;
 * GMACs: the *fused* classifier (BN folded, RepCPE merged, q/k/v one conv), one multiply-add = 1
@@ -11,17 +11,17 @@ The forward runs on the ``meta`` device: shapes only, no arithmetic, so even H a
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..deploy.build import parse_model_name
-from ..deploy.classifier import IFormerClassifier
-from ..models.backbones.iformer import ARCH_SETTINGS, IFormer
+from ..models.backbones.iformer import IFormer
+from ..models.backbones.iformer_arch import ARCH_SETTINGS, parse_model_name
+from ..models.plain_classifier import IFormerClassifier
 
 VARIANTS: Tuple[str, ...] = tuple(ARCH_SETTINGS)
-# What the published code computes at 224 (IFORMER_SPEC.md): params (M), GMACs.
+# What the published code computes at 224 (docs/architecture.md): params (M), GMACs.
 REFERENCE_224: Dict[str, Tuple[float, float]] = {
     't': (2.886, 0.531), 's': (6.563, 1.092), 'm': (8.907, 1.640),
     'l': (14.780, 2.827), 'l2': (24.519, 4.531), 'h': (99.597, 15.530)}
@@ -72,10 +72,6 @@ def model_row(name: str, resolution: int = 224, task: str = 'classifier',
                        f"code computes {row['gmacs']:.2f} (measured here)")
     row['gmacs_by_op'] = {k: round(v / 1e9, 4) for k, v in macs.items()}
     return row
-
-
-def table(models: Optional[Sequence[str]] = None, resolution: int = 224) -> List[Dict[str, object]]:
-    return [model_row(m, resolution) for m in (models or VARIANTS)]
 
 
 def format_table(rows: List[Dict[str, object]]) -> str:

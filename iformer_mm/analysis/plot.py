@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Tuple
 
-from ..deploy.atomic import atomic_path
+from ..fileio import atomic_path
 from .benchmark import BASELINE, PUBLISHED_TOP1
 
 OURS = 'ours_fused'

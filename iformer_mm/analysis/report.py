@@ -3,11 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-from .benchmark import BASELINE
-
-COLUMNS = ('ours_unfused', 'ours_fused', 'ours_fused_cl', 'ours_fused_cl_stdops',
-           'ours_fused_cl_win16', 'ours_compile', 'ours_compile_frozen', 'ours_onnxruntime',
-           'timm_fused', 'timm_fused_cl')
+from .benchmark import BACKENDS, BASELINE
 
 
 def _cell(row: dict) -> str:
@@ -21,7 +17,7 @@ def latency_table(doc: dict) -> str:
     cases: Dict[Tuple, Dict[str, dict]] = {}
     for r in doc['results']:
         cases.setdefault((r['part'], r['model'], r['resolution'], r['batch']), {})[r['backend']] = r
-    used = [c for c in COLUMNS if any(c in v for v in cases.values())]
+    used = [c for c in BACKENDS if any(c in v for v in cases.values())]
     lines = ['| part | model | res | batch | ' + ' | '.join(used) + ' |',
              '|' + '---|' * (4 + len(used))]
     for (part, model, res, batch), rows in cases.items():
@@ -36,7 +32,7 @@ def ratio_table(doc: dict) -> str:
     for r in doc['ratios']:
         if r['baseline'] == BASELINE:
             rows.setdefault((r['part'], r['model'], r['resolution'], r['batch']), {})[r['ours']] = r
-    used: List[str] = [c for c in COLUMNS if c.startswith('ours_')
+    used: List[str] = [c for c in BACKENDS if c.startswith('ours_')
                        and any(c in v for v in rows.values())]
     lines = ['| part | model | res | batch | ' + ' | '.join(used) + ' |',
              '|' + '---|' * (4 + len(used))]

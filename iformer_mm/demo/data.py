@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from ..datasets import synthetic
+from ..datasets import shapes
 
 #: files each generator must have written for a folder to count as present
 _REQUIRED = {
@@ -41,20 +41,20 @@ class DataSpec:
     def total(self, split: str) -> int:
         """Images in ``split`` as the generator's summary counts them."""
         per = self.num_train if split == 'train' else self.num_val
-        return per * len(synthetic.SHAPE_CLASSES) if self.kind == 'cls' else per
+        return per * len(shapes.SHAPE_CLASSES) if self.kind == 'cls' else per
 
     def generate(self, root: Path) -> Dict[str, Any]:
         if self.kind == 'cls':
-            return synthetic.make_classification(root, self.num_train, self.num_val,
-                                                 self.image_size, self.seed)
-        make = {'coco': synthetic.make_coco, 'ade': synthetic.make_ade20k}[self.kind]
+            return shapes.make_classification(root, self.num_train, self.num_val,
+                                              self.image_size, self.seed)
+        make = {'coco': shapes.make_coco, 'ade': shapes.make_ade20k}[self.kind]
         return make(root, self.num_train, self.num_val, self.image_size, self.seed)
 
 
 def written_spec(root: Path) -> Optional[Dict[str, Any]]:
     """The generator's marker summary in ``root``; None if it is missing or unreadable."""
     try:
-        return json.loads((root / synthetic.MARKER_NAME).read_text())
+        return json.loads((root / shapes.MARKER_NAME).read_text())
     except (OSError, ValueError):
         return None
 
@@ -103,6 +103,6 @@ def background_scores(root: Path) -> Dict[str, float]:
         with Image.open(png) as img:
             counts += np.bincount(np.asarray(img).reshape(-1), minlength=256)
     # reduce_zero_label: png value v -> class v - 1 (0 = ignore is never written)
-    labels = counts[1:1 + len(synthetic.ADE_CLASSES)]
+    labels = counts[1:1 + len(shapes.ADE_CLASSES)]
     share = float(labels[0]) / max(int(labels.sum()), 1)
     return {'mIoU': share / max(int((labels > 0).sum()), 1), 'aAcc': share}

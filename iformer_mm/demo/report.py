@@ -6,45 +6,32 @@ wall time by whatever else runs; process CPU time shows the work itself.
 from __future__ import annotations
 
 import json
-import os
-import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List
 
-from .files import atomic_write
+from ..analysis.machine import host, load_average
+from ..analysis.machine import versions as package_versions
+from ..fileio import atomic_write_text
 
+# the stack the demo runs on, recorded in results.json
 _PACKAGES = ('torch', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmsegmentation', 'numpy',
              'pycocotools', 'timm')
 
 
 def versions() -> Dict[str, str]:
     """Python, the iformer-mm version and the installed versions of the stack it ran on."""
-    from ..version import __version__
-    out = {'python': platform.python_version(), 'iformer_mm': __version__}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = 'not installed'
-    return out
+    return package_versions(_PACKAGES)
 
 
 def machine() -> Dict[str, Any]:
-    import torch
-    load = os.getloadavg() if hasattr(os, 'getloadavg') else None
-    return {'platform': platform.platform(), 'cpu_count': os.cpu_count(),
-            'torch_threads': torch.get_num_threads(),
-            'load_average_at_end': [round(x, 2) for x in load] if load else None}
+    """The host and its load when the results were written (a loaded host slows training)."""
+    return {**host(), 'load_average_at_end': load_average()}
 
 
 def write_json(path: Path, obj: Any) -> Path:
     """Write JSON atomically (never a half-written results file)."""
-    def write(tmp: str) -> None:
-        with open(tmp, 'w') as f:
-            json.dump(obj, f, indent=2)
-            f.write('\n')
-    return atomic_write(path, write)
+    atomic_write_text(path, json.dumps(obj, indent=2) + '\n', make_dirs=True)
+    return Path(path)
 
 
 def duration(seconds: float) -> str:

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .files import atomic_write
+from ..fileio import atomic_path
 
 Colour = Tuple[int, int, int]
 
@@ -173,4 +173,6 @@ def with_legend(image: Image.Image, names: Sequence[str],
 
 def save_png(image: Image.Image, path: Union[str, 'os.PathLike[str]']) -> Path:
     """Write a PNG atomically (no half-written picture is ever left behind)."""
-    return atomic_write(path, lambda tmp: image.save(tmp, format='PNG'))
+    with atomic_path(path, make_dirs=True) as tmp:
+        image.save(tmp, format='PNG')
+    return Path(path)

@@ -1,8 +1,8 @@
-"""Deployment: a plain-PyTorch classifier wrapper, Core ML and ONNX export with checks.
+"""Deployment: export the fused model to on-device runtimes and check what was written.
 
+:mod:`.build` (what to export), :mod:`.cli` (the export command lines), one module per target.
 The exporters are imported lazily (coremltools / onnx are optional dependencies).
 """
-from .build import build_export_model, parse_model_name, parse_resolution
-from .classifier import IFormerClassifier
+from .build import build_export_model
 
-__all__ = ['IFormerClassifier', 'build_export_model', 'parse_model_name', 'parse_resolution']
+__all__ = ['build_export_model']

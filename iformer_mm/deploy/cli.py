@@ -11,9 +11,9 @@ import os
 import sys
 from typing import Dict, List, Optional
 
-from .atomic import OutputError, prepare_out_dir, remove_created
-from .build import (DEFAULT_TASK, TASKS, build_export_model, check_resolution, check_task,
-                    parse_model_name, parse_resolution, valid_model_names)
+from ..fileio import OutputError, prepare_out_dir, remove_created
+from ..models.backbones.iformer_arch import parse_model_name, parse_resolution, valid_model_names
+from .build import DEFAULT_TASK, TASKS, build_export_model, check_task
 
 FORMATS = {'coreml': '.mlpackage', 'onnx': '.onnx'}
 
@@ -49,7 +49,6 @@ def export(fmt: str, model: str, resolution: str = '224', task: Optional[str] = 
         raise ValueError(f'unknown export format {fmt!r}; expected one of {list(FORMATS)}')
     parse_model_name(model)
     height, width = parse_resolution(resolution)
-    check_resolution(height, width)
     task = check_task(task or DEFAULT_TASK.get(height if height == width else -1, 'backbone'))
     if window_size is not None and window_size < 0:
         raise ValueError(f'--window-size must be >= 0 (0 = global attention), got {window_size}')

@@ -16,8 +16,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from .atomic import atomic_path
-from .build import INPUT_NAME, ExportModel, check_resolution
+from ..fileio import atomic_path
+from ..models.backbones.iformer_arch import check_resolution
+from .build import INPUT_NAME, ExportModel
 
 # Everything a fused iFormer lowers to. Anything else (loops, gathers, custom layers) means the
 # graph changed in a way that matters for on-device latency and must be looked at.

@@ -14,8 +14,9 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from .atomic import atomic_path
-from .build import INPUT_NAME, ExportModel, check_resolution
+from ..fileio import atomic_path
+from ..models.backbones.iformer_arch import check_resolution
+from .build import INPUT_NAME, ExportModel
 
 OPSET = 17
 

@@ -1,3 +1,4 @@
-from .iformer import ARCH_SETTINGS, IFormer, normalize_arch_name, resolve_arch
+from .iformer import IFormer
+from .iformer_arch import ARCH_SETTINGS, parse_model_name, resolve_arch
 
-__all__ = ['ARCH_SETTINGS', 'IFormer', 'normalize_arch_name', 'resolve_arch']
+__all__ = ['ARCH_SETTINGS', 'IFormer', 'parse_model_name', 'resolve_arch']

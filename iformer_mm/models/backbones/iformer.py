@@ -2,20 +2,27 @@
 
 One class, :class:`IFormer`, serves mmpretrain (classification), mmdet and mmseg (dense prediction).
 
-Network (``../shared/IFORMER_SPEC.md``)::
+Network (``docs/architecture.md``)::
 
     stem (stride 4) -> stage 0 -> down -> stage 1 -> down -> stage 2 -> down -> stage 3
     stage 0/1: ConvBlocks
     stage 2:   n_c ConvBlocks, n_a x [RepCPE, SHMABlock, FFN], 1 ConvBlock
     stage 3:   n_a3 x [RepCPE, SHMABlock, FFN]
 
+Every block has two forms, switched by one flag, ``deploy``: the trainable form (ConvBN, layer
+scale, separate q / k / v_gate) and the deployed form it fuses into with ``switch_to_deploy()``
+(plain biased convs, RepCPE as one depthwise conv, one ``qkvg`` conv). ``IFormer(deploy=True)``
+builds the deployed form directly, so a fused ``state_dict`` loads back strictly. Both forms use
+standard PyTorch ops here; on CPU the deployed model additionally runs on fused oneDNN kernels
+(:mod:`.iformer_fused`, chosen once per forward in :meth:`IFormer.forward`).
+
 Module names are ours (readable); the published checkpoint names are translated on load by
-:mod:`iformer_mm.checkpoint`, so published ``.pth`` files load as they are.
+:mod:`.iformer_keys`, so published ``.pth`` files load as they are. The arch table and the name
+parser are :mod:`.iformer_arch`.
 """
 from __future__ import annotations
 
-import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -25,82 +32,10 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath
 
 from ...registry import MODELS
-from .fused_cpu_ops import conv_act, matmul_nt, use_fused_kernels
-
-# ----------------------------------------------------------------------------------------------
-# Architecture table
-# ----------------------------------------------------------------------------------------------
-# depths: blocks per stage as published (RepCPE, SHMABlock and FFN each count as one block).
-# num_attn: [RepCPE, SHMABlock, FFN] groups per stage; the remaining blocks of a stage with
-#   attention are ConvBlocks, all but one before the groups and one after them.
-# attn_ratio: SHMA head-dim reduction R per stage (attention dim = dim // R).
-# window_blocks: stage-2 SHMA blocks that run in windows in the published dense backbones.
-ARCH_SETTINGS: Dict[str, dict] = {
-    't': dict(dims=(32, 64, 128, 256), depths=(2, 2, 16, 6), num_attn=(0, 0, 3, 2),
-              attn_ratio=(0, 0, 2, 4), conv_ratio=3, ffn_ratio=2, layer_scale_init_value=0.,
-              window_blocks=3),
-    's': dict(dims=(32, 64, 176, 320), depths=(2, 2, 19, 6), num_attn=(0, 0, 3, 2),
-              attn_ratio=(0, 0, 2, 4), conv_ratio=4, ffn_ratio=3, layer_scale_init_value=0.,
-              window_blocks=3),
-    'm': dict(dims=(48, 96, 192, 384), depths=(2, 2, 22, 6), num_attn=(0, 0, 4, 2),
-              attn_ratio=(0, 0, 2, 4), conv_ratio=4, ffn_ratio=3, layer_scale_init_value=0.,
-              window_blocks=4),
-    'l': dict(dims=(48, 96, 256, 384), depths=(2, 2, 33, 6), num_attn=(0, 0, 8, 2),
-              attn_ratio=(0, 0, 2, 4), conv_ratio=4, ffn_ratio=3, layer_scale_init_value=0.,
-              window_blocks=7),
-    'l2': dict(dims=(64, 128, 256, 512), depths=(3, 3, 46, 9), num_attn=(0, 0, 11, 3),
-               attn_ratio=(0, 0, 2, 4), conv_ratio=4, ffn_ratio=3, layer_scale_init_value=0.,
-               window_blocks=10),
-    'h': dict(dims=(96, 192, 384, 768), depths=(5, 5, 60, 18), num_attn=(0, 0, 15, 6),
-              attn_ratio=(0, 0, 1, 1), conv_ratio=4, ffn_ratio=4, layer_scale_init_value=1e-6,
-              window_blocks=14),
-}
-REQUIRED_ARCH_KEYS = ('dims', 'depths', 'num_attn', 'attn_ratio', 'conv_ratio', 'ffn_ratio')
-NUM_STAGES = 4
-#: deployed CPU attention uses oneDNN's matmul from this many tokens per image/window (faster
-#: there; below it the per-image calls cost more than they save)
-ONEDNN_MATMUL_MIN_TOKENS = 256
-
-
-def normalize_arch_name(name: str) -> str:
-    """Map 'iformer-m', 'iFormer_m', 'M', 'iformer_m_distill' ... to an ARCH_SETTINGS key."""
-    key = name.strip().lower().replace('-', '_')
-    for suffix in ('_distilled', '_distill'):
-        if key.endswith(suffix):
-            key = key[:-len(suffix)]
-    if key.startswith('iformer_'):
-        key = key[len('iformer_'):]
-    if key not in ARCH_SETTINGS:
-        raise ValueError(f'unknown iFormer arch {name!r}; expected one of '
-                         f"{sorted(ARCH_SETTINGS)} (also spelled 'iformer-m' or 'iFormer_m') "
-                         f'or a dict with keys {list(REQUIRED_ARCH_KEYS)}')
-    return key
-
-
-def resolve_arch(arch: Union[str, dict]) -> dict:
-    """Return a validated arch dict (a copy) from a name or a user dict."""
-    if isinstance(arch, str):
-        return copy.deepcopy(ARCH_SETTINGS[normalize_arch_name(arch)])
-    if not isinstance(arch, dict):
-        raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
-    missing = [k for k in REQUIRED_ARCH_KEYS if k not in arch]
-    if missing:
-        raise ValueError(f'custom iFormer arch is missing keys {missing}; '
-                         f'required: {list(REQUIRED_ARCH_KEYS)}')
-    arch = dict(arch)
-    arch.setdefault('layer_scale_init_value', 0.)
-    for key in ('dims', 'depths', 'num_attn', 'attn_ratio'):
-        if len(arch[key]) != NUM_STAGES:
-            raise ValueError(f'arch[{key!r}] must have {NUM_STAGES} entries, got {arch[key]}')
-    for i, (depth, groups) in enumerate(zip(arch['depths'], arch['num_attn'])):
-        if depth < 3 * groups:
-            raise ValueError(f'stage {i}: depth {depth} cannot hold {groups} attention groups '
-                             '(each group is 3 blocks: RepCPE, SHMABlock, FFN)')
-        if groups and arch['attn_ratio'][i] <= 0:
-            raise ValueError(f'stage {i} has attention but attn_ratio[{i}] is '
-                             f"{arch['attn_ratio'][i]}; expected a positive head-dim reduction")
-    arch.setdefault('window_blocks', arch['num_attn'][2])
-    return arch
+from .fused_cpu_ops import use_fused_kernels
+from .iformer_arch import NUM_STAGES, resolve_arch
+from .iformer_fused import RunBlock, run_fused, run_plain
+from .iformer_keys import load_backbone_weights, rename_official_keys_inplace
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,6 +66,15 @@ class ConvBN(nn.Module):
         return fused
 
 
+def conv_bn(in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
+            padding: int = 0, groups: int = 1, deploy: bool = False) -> nn.Module:
+    """A ConvBN, or (``deploy``) the biased conv it fuses into."""
+    if deploy:
+        return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups,
+                         bias=True)
+    return ConvBN(in_channels, out_channels, kernel_size, stride, padding, groups)
+
+
 def _fuse_children(module: nn.Module) -> None:
     """Replace every direct ConvBN child of ``module`` by its fused conv."""
     for name, child in module.named_children():
@@ -149,59 +93,55 @@ def _fold_scale(conv: nn.Conv2d, gamma: Optional[nn.Parameter]) -> None:
 
 
 class LayerScaleResidual(nn.Module):
-    """Shared residual plumbing: ``x + drop_path(gamma * branch(x))``."""
+    """Shared residual plumbing: ``x + drop_path(gamma * branch(x))``.
 
-    def __init__(self, dim: int, drop_path: float, layer_scale_init_value: float):
+    Deployed, ``gamma`` is folded into the branch's output conv (:meth:`_output_conv`).
+    """
+
+    def __init__(self, dim: int, drop_path: float, layer_scale_init_value: float,
+                 deploy: bool = False):
         super().__init__()
+        self.deploy = deploy
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        if layer_scale_init_value > 0:
+        if layer_scale_init_value > 0 and not deploy:
             self.gamma = nn.Parameter(torch.full((1, dim, 1, 1), float(layer_scale_init_value)))
         else:
             self.gamma = None
-        self.deployed = False
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
-        """Deployed block on the fused oneDNN kernels: ``x + branch(x)`` with the add fused."""
+    def _output_conv(self) -> nn.Conv2d:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.deployed and not self.training and use_fused_kernels(x):
-            return self.forward_fused(x)
         y = self.branch(x)
         if self.gamma is not None:
             y = self.gamma * y
         return x + self.drop_path(y)
 
-    def _output_conv(self) -> nn.Conv2d:
-        raise NotImplementedError
-
     def switch_to_deploy(self) -> None:
+        if self.deploy:
+            return
         _fuse_children(self)
         _fold_scale(self._output_conv(), self.gamma)
         self.gamma = None
-        self.deployed = True
+        self.deploy = True
 
 
 class ConvBlock(LayerScaleResidual):
     """Depthwise 7x7 conv -> 1x1 expand -> GELU -> 1x1 project, with a residual (no act after dw)."""
 
     def __init__(self, dim: int, ratio: int, drop_path: float = 0.,
-                 layer_scale_init_value: float = 0.):
-        super().__init__(dim, drop_path, layer_scale_init_value)
-        self.dwconv = ConvBN(dim, dim, 7, 1, 3, groups=dim)
-        self.pwconv1 = ConvBN(dim, ratio * dim)
+                 layer_scale_init_value: float = 0., deploy: bool = False):
+        super().__init__(dim, drop_path, layer_scale_init_value, deploy)
+        self.dwconv = conv_bn(dim, dim, 7, 1, 3, groups=dim, deploy=deploy)
+        self.pwconv1 = conv_bn(dim, ratio * dim, deploy=deploy)
         self.act = nn.GELU()
-        self.pwconv2 = ConvBN(ratio * dim, dim)
+        self.pwconv2 = conv_bn(ratio * dim, dim, deploy=deploy)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.pwconv2(self.act(self.pwconv1(self.dwconv(x))))
-
-    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
-        y = conv_act(self.pwconv1, conv_act(self.dwconv, x), 'gelu')
-        return conv_act(self.pwconv2, y, residual=x)
 
     def _output_conv(self) -> nn.Conv2d:
         return self.pwconv2
@@ -211,45 +151,40 @@ class FFN(LayerScaleResidual):
     """1x1 expand -> GELU -> 1x1 project, with a residual."""
 
     def __init__(self, dim: int, ratio: int, drop_path: float = 0.,
-                 layer_scale_init_value: float = 0.):
-        super().__init__(dim, drop_path, layer_scale_init_value)
-        self.fc1 = ConvBN(dim, ratio * dim)
+                 layer_scale_init_value: float = 0., deploy: bool = False):
+        super().__init__(dim, drop_path, layer_scale_init_value, deploy)
+        self.fc1 = conv_bn(dim, ratio * dim, deploy=deploy)
         self.act = nn.GELU()
-        self.fc2 = ConvBN(ratio * dim, dim)
+        self.fc2 = conv_bn(ratio * dim, dim, deploy=deploy)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
-
-    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
-        return conv_act(self.fc2, conv_act(self.fc1, x, 'gelu'), residual=x)
 
     def _output_conv(self) -> nn.Conv2d:
         return self.fc2
 
 
 class RepCPE(nn.Module):
-    """Conditional positional encoding ``x + dwconv3x3(x)``; fuses into one depthwise conv."""
+    """Conditional positional encoding ``x + dwconv3x3(x)``; deployed: one depthwise conv."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, deploy: bool = False):
         super().__init__()
-        self.conv = ConvBN(dim, dim, 3, 1, 1, groups=dim)
-        self.fused = False
+        self.deploy = deploy
+        self.conv = conv_bn(dim, dim, 3, 1, 1, groups=dim, deploy=deploy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.fused:
-            return x + self.conv(x)
-        return conv_act(self.conv, x) if use_fused_kernels(x) else self.conv(x)
+        return self.conv(x) if self.deploy else x + self.conv(x)
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
-        if self.fused:
+        if self.deploy:
             return
         conv = self.conv.fuse()
         # identity of a depthwise conv = 1 at the kernel centre of each channel's filter
         kh, kw = conv.kernel_size
         conv.weight[:, 0, kh // 2, kw // 2] += 1
         self.conv = conv
-        self.fused = True
+        self.deploy = True
 
 
 class SHMA(nn.Module):
@@ -257,23 +192,27 @@ class SHMA(nn.Module):
 
     ``v, gate = sigmoid(v_gate(x)).chunk(2)``; ``out = proj(attention(q, k, v) * gate)`` with one
     head of dim ``dim // ratio`` over all H*W tokens (scaled-dot-product attention).
-    After :meth:`switch_to_deploy` q, k and v_gate are one 1x1 conv (``qkvg``) whose q rows carry
-    the softmax scale ``attn_dim ** -0.5``, so the deployed attention is ``softmax(q k^T) v``.
+    Deployed, q, k and v_gate are one 1x1 conv (``qkvg``) whose q rows carry the softmax scale
+    ``attn_dim ** -0.5``, so the attention is ``softmax(q k^T) v`` in plain matmuls (what every
+    export target runs as is).
     """
 
-    def __init__(self, dim: int, ratio: int):
+    def __init__(self, dim: int, ratio: int, deploy: bool = False):
         super().__init__()
+        self.deploy = deploy
         self.dim = dim
         self.attn_dim = dim // ratio
-        self.q = ConvBN(dim, self.attn_dim)
-        self.k = ConvBN(dim, self.attn_dim)
-        self.v_gate = ConvBN(dim, 2 * dim)
-        self.proj = ConvBN(dim, dim)
-        self.qkvg: Optional[nn.Conv2d] = None
+        if deploy:
+            self.qkvg = nn.Conv2d(dim, 2 * self.attn_dim + 2 * dim, 1)
+        else:
+            self.q = ConvBN(dim, self.attn_dim)
+            self.k = ConvBN(dim, self.attn_dim)
+            self.v_gate = ConvBN(dim, 2 * dim)
+        self.proj = conv_bn(dim, dim, deploy=deploy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.qkvg is not None:
-            return self._forward_deployed(x)
+        if self.deploy:
+            return self.forward_deployed(x)
         B, _, H, W = x.shape
         v, gate = torch.sigmoid(self.v_gate(x)).chunk(2, dim=1)
         # (B, C, H, W) -> (B, 1, N, C): views, SDPA takes strided inputs
@@ -282,8 +221,8 @@ class SHMA(nn.Module):
         out = out.squeeze(1).transpose(1, 2).reshape(B, self.dim, H, W)
         return self.proj(out * gate)
 
-    def _forward_deployed(self, x: torch.Tensor) -> torch.Tensor:
-        """Standard ops (exported graphs): one qkvg conv, explicit softmax attention.
+    def forward_deployed(self, x: torch.Tensor) -> torch.Tensor:
+        """One qkvg conv, explicit ``softmax(q k^T) v``.
 
         Shapes are read as Python ints so traced graphs (Core ML, ONNX) have constant reshapes.
         """
@@ -295,29 +234,9 @@ class SHMA(nn.Module):
         out = (v.reshape(B, self.dim, n) @ attn.transpose(1, 2)).reshape(B, self.dim, H, W)
         return self.proj(out * gate)
 
-    def forward_fused(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """``residual + SHMA(x)`` on the fused oneDNN kernels (deployed, channels_last).
-
-        q/k and v/gate are two slices of ``qkvg`` (sigmoid fused into the second); tokens are
-        read as (B, N, C) views of the channels_last maps, so no layout copies are made.
-        """
-        B, _, H, W = (int(s) for s in x.shape)
-        da, n = self.attn_dim, H * W
-        qk = conv_act(self.qkvg, x, rows=(0, 2 * da)).permute(0, 2, 3, 1).reshape(B, n, 2 * da)
-        vg = conv_act(self.qkvg, x, 'sigmoid', rows=(2 * da, 2 * da + 2 * self.dim))
-        vg = vg.permute(0, 2, 3, 1).reshape(B, n, 2 * self.dim)
-        if n >= ONEDNN_MATMUL_MIN_TOKENS:
-            attn = torch.softmax(matmul_nt(qk[..., :da], qk[..., da:]), dim=-1)
-            out = matmul_nt(attn, vg[..., :self.dim].transpose(1, 2)).mul_(vg[..., self.dim:])
-        else:
-            attn = torch.softmax(torch.bmm(qk[..., :da], qk[..., da:].transpose(1, 2)), dim=-1)
-            out = torch.bmm(attn, vg[..., :self.dim]).mul_(vg[..., self.dim:])
-        out = out.view(B, H, W, self.dim).permute(0, 3, 1, 2)
-        return conv_act(self.proj, out, residual=residual)
-
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
-        if self.qkvg is not None:
+        if self.deploy:
             return
         parts = [self.q.fuse(), self.k.fuse(), self.v_gate.fuse()]
         # fold the softmax scale into q: softmax((s q)^T k) == softmax(s q^T k)
@@ -331,50 +250,48 @@ class SHMA(nn.Module):
         self.qkvg = qkvg
         del self.q, self.k, self.v_gate
         _fuse_children(self)
+        self.deploy = True
 
 
 class SHMABlock(LayerScaleResidual):
     """``x + drop_path(gamma * SHMA(x))``."""
 
     def __init__(self, dim: int, ratio: int, drop_path: float = 0.,
-                 layer_scale_init_value: float = 0.):
-        super().__init__(dim, drop_path, layer_scale_init_value)
-        self.attn = SHMA(dim, ratio)
+                 layer_scale_init_value: float = 0., deploy: bool = False):
+        super().__init__(dim, drop_path, layer_scale_init_value, deploy)
+        self.attn = SHMA(dim, ratio, deploy)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.attn(x)
 
-    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attn.forward_fused(x, residual=x)
+    def _output_conv(self) -> nn.Conv2d:
+        return self.attn.proj
 
     def switch_to_deploy(self) -> None:
+        if self.deploy:
+            return
         self.attn.switch_to_deploy()
-        _fold_scale(self.attn.proj, self.gamma)
-        self.gamma = None
-        self.deployed = True
+        super().switch_to_deploy()
 
 
 class Stem(nn.Module):
     """Stride-4 stem: 5x5/2 conv -> GELU -> 5x5/2 conv (2x width) -> GELU -> 1x1 conv."""
 
-    def __init__(self, in_channels: int, dim: int):
+    def __init__(self, in_channels: int, dim: int, deploy: bool = False):
         super().__init__()
-        self.conv1 = ConvBN(in_channels, dim // 2, 5, 2, 2)
+        self.deploy = deploy
+        self.conv1 = conv_bn(in_channels, dim // 2, 5, 2, 2, deploy=deploy)
         self.act1 = nn.GELU()
-        self.conv2 = ConvBN(dim // 2, 2 * dim, 5, 2, 2)
+        self.conv2 = conv_bn(dim // 2, 2 * dim, 5, 2, 2, deploy=deploy)
         self.act2 = nn.GELU()
-        self.conv3 = ConvBN(2 * dim, dim)
-        self.deployed = False
+        self.conv3 = conv_bn(2 * dim, dim, deploy=deploy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.deployed and use_fused_kernels(x):
-            x = conv_act(self.conv2, conv_act(self.conv1, x, 'gelu'), 'gelu')
-            return conv_act(self.conv3, x)
         return self.conv3(self.act2(self.conv2(self.act1(self.conv1(x)))))
 
     def switch_to_deploy(self) -> None:
         _fuse_children(self)
-        self.deployed = True
+        self.deploy = True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -423,17 +340,16 @@ class IFormerStage(nn.ModuleList):
     def set_window(self, window_size: int, start: int = -1, end: int = -1) -> None:
         self.window_size, self.window_start, self.window_end = window_size, start, end
 
-    def _run(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(block, x, use_reentrant=False)
-        return block(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, run: RunBlock = run_plain) -> torch.Tensor:
+        """``run(block, x)`` runs one block (the deployed CPU model passes :func:`run_fused`)."""
         geometry = None
         for i, block in enumerate(self):
             if self.window_size > 0 and i == self.window_start:
                 x, geometry = window_partition(x, self.window_size)
-            x = self._run(block, x)
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = run(block, x)
             if geometry is not None and i == self.window_end:
                 x = window_merge(x, geometry)
                 geometry = None
@@ -444,7 +360,6 @@ class IFormerStage(nn.ModuleList):
 # Backbone
 # ----------------------------------------------------------------------------------------------
 def _rename_official_keys_hook(module, state_dict, prefix, *args) -> None:
-    from ...checkpoint import rename_official_keys_inplace
     rename_official_keys_inplace(state_dict, prefix)
 
 
@@ -469,6 +384,9 @@ class IFormer(BaseModule):
         window_size: > 0 runs stage-2 SHMA in windows of this size (published dense backbones: 16).
         window_blocks: how many of the stage-2 SHMA blocks (from the first) run in windows;
             None = the published layout (M: all 4, L: 7 of 8, L2: 10 of 11; T, S: all).
+        deploy: build the deployed (fused) structure directly, as ``switch_to_deploy()`` leaves
+            it (mmpretrain's MobileOne / RepVGG convention): for loading a saved fused
+            ``state_dict`` and for inference only.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` accepts the
             published classification / detection / segmentation files and mm-format files.
     """
@@ -484,6 +402,7 @@ class IFormer(BaseModule):
                  layer_scale_init_value: Optional[float] = None,
                  window_size: int = 0,
                  window_blocks: Optional[int] = None,
+                 deploy: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch = resolve_arch(arch)
@@ -503,11 +422,13 @@ class IFormer(BaseModule):
         self.with_cp = with_cp
         if layer_scale_init_value is None:
             layer_scale_init_value = self.arch['layer_scale_init_value']
+        self.deploy = bool(deploy)
 
         dims = self.dims
-        self.downsample_layers = nn.ModuleList([Stem(in_channels, dims[0])])
+        self.downsample_layers = nn.ModuleList([Stem(in_channels, dims[0], self.deploy)])
         for i in range(1, NUM_STAGES):
-            self.downsample_layers.append(ConvBN(dims[i - 1], dims[i], 3, 2, 1))
+            self.downsample_layers.append(conv_bn(dims[i - 1], dims[i], 3, 2, 1,
+                                                  deploy=self.deploy))
 
         dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         self.stages = nn.ModuleList()
@@ -523,7 +444,6 @@ class IFormer(BaseModule):
         self.set_window(window_size, window_blocks)
         self.apply(self._init_weights)
         self._freeze_stages()
-        self.deploy = False
         # published key names are renamed on load, whichever loader is used
         self.register_load_state_dict_pre_hook(_rename_official_keys_hook)
 
@@ -544,7 +464,8 @@ class IFormer(BaseModule):
     def _make_blocks(self, stage: int, rates: List[float], ls: float) -> List[nn.Module]:
         dim, depth = self.dims[stage], self.depths[stage]
         groups = self.arch['num_attn'][stage]
-        conv = lambda j: ConvBlock(dim, self.arch['conv_ratio'], rates[j], ls)  # noqa: E731
+        deploy = self.deploy
+        conv = lambda j: ConvBlock(dim, self.arch['conv_ratio'], rates[j], ls, deploy)  # noqa: E731
         if groups == 0:
             return [conv(j) for j in range(depth)]
         num_conv = depth - 3 * groups
@@ -552,9 +473,9 @@ class IFormer(BaseModule):
         blocks = [conv(j) for j in range(num_before)]
         for g in range(groups):
             j = num_before + 3 * g
-            blocks += [RepCPE(dim),
-                       SHMABlock(dim, self.arch['attn_ratio'][stage], rates[j + 1], ls),
-                       FFN(dim, self.arch['ffn_ratio'], rates[j + 2], ls)]
+            blocks += [RepCPE(dim, deploy),
+                       SHMABlock(dim, self.arch['attn_ratio'][stage], rates[j + 1], ls, deploy),
+                       FFN(dim, self.arch['ffn_ratio'], rates[j + 2], ls, deploy)]
         if num_conv > 0:
             blocks.append(conv(depth - 1))
         return blocks
@@ -593,7 +514,6 @@ class IFormer(BaseModule):
         """
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from ...checkpoint import load_backbone_weights
             load_backbone_weights(self, cfg['checkpoint'], prefix=cfg.get('prefix'))
             self._is_init = True
             return
@@ -654,24 +574,19 @@ class IFormer(BaseModule):
             raise ValueError(f'input {x.shape[2]}x{x.shape[3]} is smaller than the network stride '
                              '32; iFormer needs height and width >= 32')
 
-    def _downsample(self, i: int, x: torch.Tensor, fused: bool) -> torch.Tensor:
-        layer = self.downsample_layers[i]
-        if fused and isinstance(layer, nn.Conv2d):
-            return conv_act(layer, x)
-        return layer(x)
-
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
             self._check_input(x)
-        # deployed + inference on CPU: oneDNN fused kernels, channels_last inside; the outputs
-        # keep the input's memory format
+        # deployed + inference on CPU: every block on fused oneDNN kernels, channels_last inside;
+        # the outputs keep the input's memory format
         fused = self.deploy and not self.training and use_fused_kernels(x)
+        run = run_fused if fused else run_plain
         restore = fused and not x.is_contiguous(memory_format=torch.channels_last)
         if fused:
             x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for i in range(NUM_STAGES):
-            x = self.stages[i](self._downsample(i, x, fused))
+            x = self.stages[i](run(self.downsample_layers[i], x), run)
             if i in self.out_indices:
                 outs.append(x.contiguous() if restore else x)
             if i >= self.out_indices[-1]:

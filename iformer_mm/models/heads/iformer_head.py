@@ -33,6 +33,8 @@ class IFormerClsHead(ClsHead):
         loss: mmpretrain loss config, e.g. ``dict(type='LabelSmoothLoss', label_smooth_val=0.1,
             mode='original')``; accepts the soft targets of Mixup / CutMix.
         topk, cal_acc, init_cfg: as in :class:`mmpretrain.models.heads.ClsHead`.
+        deploy: build the fused head directly (one Linear), as :meth:`switch_to_deploy` leaves it,
+            so a saved deployed classifier loads strictly (inference only).
     """
 
     def __init__(self,
@@ -41,12 +43,14 @@ class IFormerClsHead(ClsHead):
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
+                 deploy: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg)
         self.num_classes = _check_positive('num_classes', num_classes)
         self.in_channels = _check_positive('in_channels', in_channels)
-        self.classifier: nn.Module = BNLinear(in_channels, num_classes)
-        self.deploy = False
+        self.deploy = bool(deploy)
+        self.classifier: nn.Module = (nn.Linear(in_channels, num_classes) if self.deploy
+                                      else BNLinear(in_channels, num_classes))
 
     def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         x = feats[-1]
@@ -91,13 +95,16 @@ class IFormerDistillHead(IFormerClsHead):
                  distill_weight: float = 0.5,
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
+                 deploy: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(num_classes, in_channels, loss=loss, topk=topk, cal_acc=cal_acc,
-                         init_cfg=init_cfg)
+                         deploy=deploy, init_cfg=init_cfg)
         if not 0. <= float(distill_weight) <= 1.:
             raise ValueError(f'distill_weight must be in [0, 1], got {distill_weight!r}')
         self.distill_weight = float(distill_weight)
-        self.classifier_dist: Optional[nn.Module] = BNLinear(in_channels, num_classes)
+        # deployed: the two classifiers are one averaged Linear (``classifier``)
+        self.classifier_dist: Optional[nn.Module] = (
+            None if self.deploy else BNLinear(in_channels, num_classes))
         self.distill_loss_module = (distill_loss if isinstance(distill_loss, nn.Module)
                                     else MODELS.build(distill_loss))
 

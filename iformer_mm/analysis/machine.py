@@ -1,0 +1,169 @@
+"""Describe the machine a measurement ran on: package versions, CPU, threads, load, contention.
+
+Why one module: the demo's ``results.json`` and the benchmark's JSON both record where their
+numbers came from, and a number is only comparable with another from the same stack and host.
+Nothing here imports mmdet / mmseg / mmpretrain or timm (versions come from package metadata),
+so describing the machine never pays for, or depends on, the toolboxes it describes.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import resource
+import statistics
+import time
+from importlib import metadata
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from ..models.backbones import fused_cpu_ops
+from ..version import __version__
+
+# Packages published under more than one distribution name (same import name).
+_DISTRIBUTIONS = {'onnxruntime': ('onnxruntime', 'onnxruntime-gpu')}
+
+
+def package_version(name: str) -> Optional[str]:
+    """The installed version of package ``name``, or None when it is not installed.
+
+    Read from package metadata rather than by importing: importing mmdet, mmseg or timm takes
+    seconds and registers their models. torch is the exception: ``torch.__version__`` carries the
+    build (``+cu130``, ``+cpu``), which its metadata lacks.
+    """
+    if name == 'torch':
+        return torch.__version__
+    for dist in _DISTRIBUTIONS.get(name, (name,)):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            return metadata.version(dist)
+    return None
+
+
+def versions(packages: Sequence[str]) -> Dict[str, str]:
+    """Python, iformer-mm and each of ``packages`` ('not installed' when missing)."""
+    return {'python': platform.python_version(), 'iformer_mm': __version__,
+            **{name: package_version(name) or 'not installed' for name in packages}}
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    return platform.processor() or 'unknown'
+
+
+def host(threads: Optional[int] = None) -> Dict[str, Any]:
+    """CPU model and cores, torch intra-op threads (``threads``, default torch's current), OS."""
+    return {'cpu': _cpu_model(), 'cpu_count': os.cpu_count(),
+            'torch_threads': torch.get_num_threads() if threads is None else threads,
+            'platform': platform.platform()}
+
+
+def load_average() -> Optional[List[float]]:
+    """The 1, 5 and 15 minute load averages (2 decimals); None where the OS has none."""
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, 'getloadavg') else None
+
+
+def environment(threads: int) -> Dict[str, Any]:
+    """What a CPU latency depends on: host, threads, versions, oneDNN and our fused kernels."""
+    env = {**host(threads), 'python': platform.python_version(),
+           'torch': package_version('torch'), 'timm': package_version('timm'),
+           'mkldnn': torch.backends.mkldnn.is_available(),
+           'fused_cpu_kernels': fused_cpu_ops.fused_kernels_available(),
+           'dtype': 'float32', 'device': 'cpu'}
+    onnxruntime = package_version('onnxruntime')
+    if onnxruntime is not None:
+        env['onnxruntime'] = onnxruntime
+    return env
+
+
+def _cpu_busy_seconds() -> Optional[float]:
+    """Busy CPU seconds of the whole machine since boot (all cores), from /proc/stat."""
+    try:
+        with open('/proc/stat') as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf('SC_CLK_TCK')
+
+
+def _own_cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def parallel_speedup(threads: int, size: int = 768, reps: int = 9) -> Optional[float]:
+    """Speed-up of a compute-bound matmul from 1 to ``threads`` threads (~1 s).
+
+    Why: on a shared machine the cores that ``threads`` asks for may be busy; a speed-up near 1
+    means the extra threads had no core to run on, so multi-thread latencies measure contention.
+    """
+    if threads <= 1:
+        return None
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    previous = torch.get_num_threads()
+    medians = []
+    try:
+        for n in (1, threads):
+            torch.set_num_threads(n)
+            a @ b
+            ts = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                a @ b
+                ts.append(time.perf_counter() - t0)
+            medians.append(statistics.median(ts))
+    finally:
+        torch.set_num_threads(previous)
+    return round(medians[0] / medians[1], 2)
+
+
+class MachineMonitor:
+    """How much CPU *other* processes used while we measured (shared-machine detection)."""
+
+    def __init__(self, threads: int = 1):
+        self.threads = threads
+
+    def __enter__(self) -> 'MachineMonitor':
+        self.load_before = load_average()
+        self.speedup_before = parallel_speedup(self.threads)
+        self.t0, self.busy0, self.own0 = time.time(), _cpu_busy_seconds(), _own_cpu_seconds()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.time() - self.t0
+        busy1 = _cpu_busy_seconds()
+        self.other_cpu_s = (None if busy1 is None or self.busy0 is None else
+                            max(0.0, (busy1 - self.busy0) - (_own_cpu_seconds() - self.own0)))
+        self.load_after = load_average()
+        self.speedup_after = parallel_speedup(self.threads)
+
+    def summary(self) -> Dict[str, Any]:
+        """Other processes' CPU share, load, thread speed-up probe and a one-line verdict."""
+        cores = os.cpu_count() or 1
+        frac = None if self.other_cpu_s is None else self.other_cpu_s / (self.wall * cores)
+        # other processes' measured CPU share; the load average (which also counts our own
+        # earlier work) only when /proc/stat cannot be read
+        shared = (frac > 0.05 if frac is not None
+                  else bool(self.load_before) and self.load_before[0] > 0.5)
+        speedups = [s for s in (self.speedup_before, self.speedup_after) if s is not None]
+        return {
+            'wall_s': round(self.wall, 1),
+            'load_average_before': self.load_before,
+            'load_average_after': self.load_after,
+            'other_processes_cpu_fraction': None if frac is None else round(frac, 3),
+            'machine_shared': shared,
+            'matmul_speedup_1_to_n_threads': {'threads': self.threads,
+                                              'before': self.speedup_before,
+                                              'after': self.speedup_after},
+            'threads_had_free_cores': (None if not speedups
+                                       else min(speedups) >= 0.75 * self.threads),
+            'note': ('other processes used the CPU during the measurement (shared machine): '
+                     'absolute latencies are noisy; the interleaved ratios are the robust figures'
+                     if shared else 'no other significant CPU use was observed during the run'),
+        }
