@@ -8,7 +8,7 @@ import torch
 from .helpers import randomize_bn, run_tool, timm_twin
 from iformer_mm.checkpoint import CheckpointError
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
-from iformer_mm.deploy import cli
+from iformer_mm.deploy import aliases as cli
 from iformer_mm.fileio import OutputError, atomic_path
 from iformer_mm.models.backbones.iformer_arch import parse_model_name
 from iformer_mm.models.plain_classifier import IFormerClassifier, load_classifier
@@ -116,7 +116,7 @@ def test_coreml_classifier_t_224(tmp_path):
     assert report['ops']['softmax'] == 5  # 3 stage-2 + 2 stage-3 SHMA, one matmul pair each
     assert report['metadata']['iformer.arch'] == 't'
     _only_artifact(out, 'iformer_t_classifier_224x224.mlpackage')
-    from iformer_mm.deploy.coreml_export import inspect_mlpackage
+    from iformer_mm.deploy.targets.coreml import inspect_mlpackage
     again = inspect_mlpackage(report['path'])  # reloads with skip_model_load=True
     assert again['outputs'] == report['outputs'] and again['ops'] == report['ops']
     # exporting again replaces the package atomically

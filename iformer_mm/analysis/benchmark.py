@@ -117,14 +117,13 @@ def _ours_compile_frozen(case: Case, x: torch.Tensor, threads: int, tmp_dir: str
 
 
 def _ours_onnxruntime(case: Case, x: torch.Tensor, threads: int, tmp_dir: str) -> Runner:
-    from ..deploy.onnx_export import onnxruntime_session, write_onnx
+    from ..deploy.targets.onnxruntime import TARGET, write_onnx
     model = _ours(case, fused=True)
     names = ['out'] if isinstance(model, IFormerClassifier) else [f'out{i}' for i in range(4)]
     path = os.path.join(tmp_dir, 'model.onnx')
     write_onnx(model, x, path, names)
-    session = onnxruntime_session(path, threads)
-    feed = {'image': x.numpy()}
-    return lambda: session.run(None, feed)
+    session, feed = TARGET.session(path, threads), x.numpy()
+    return lambda: session(feed)
 
 
 def _timm(case: Case, channels_last: bool) -> Callable[[torch.Tensor], object]:
@@ -202,6 +201,28 @@ def build_backend(name: str, case: Case, x: torch.Tensor, threads: int, tmp_dir:
 # ----------------------------------------------------------------------------------------------
 # Measuring
 # ----------------------------------------------------------------------------------------------
+def time_interleaved(runners: Dict[str, Runner], runs: int) -> Dict[str, List[float]]:
+    """Milliseconds per call of each runner, ``runs`` rounds, every round running each runner
+    once in a rotating order (so no runner always runs first and slow phases hit all alike)."""
+    times: Dict[str, List[float]] = {name: [] for name in runners}
+    order = list(runners)
+    for r in range(runs):
+        k = r % max(len(order), 1)
+        for name in order[k:] + order[:k]:
+            t0 = time.perf_counter()
+            runners[name]()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def ratio_stats(times_a: List[float], times_b: List[float]) -> Dict[str, float]:
+    """Median and p10 / p90 of the per-round ratios a / b (the robust comparison)."""
+    per_round = [a / b for a, b in zip(times_a, times_b)]
+    q = (statistics.quantiles(per_round, n=10, method='inclusive') if len(per_round) > 1
+         else [per_round[0]] * 9)
+    return {'median_ratio': statistics.median(per_round), 'p10_ratio': q[0], 'p90_ratio': q[8]}
+
+
 def measure_case(case: Case, backends: Sequence[str], runs: int, warmup: int, threads: int,
                  log: Callable[[str], None] = print) -> Tuple[List[dict], List[dict]]:
     """Interleaved timing of ``backends`` on one case: (result rows, ratio rows)."""
@@ -237,15 +258,8 @@ def measure_case(case: Case, backends: Sequence[str], runs: int, warmup: int, th
                 if os.environ.get('IFORMER_MM_BENCH_DEBUG'):
                     traceback.print_exc()
             rows[name] = row
-        times: Dict[str, List[float]] = {name: [] for name in runners}
-        order = list(runners)
         with torch.inference_mode():
-            for r in range(runs):
-                k = r % max(len(order), 1)
-                for name in order[k:] + order[:k]:  # rotate so no backend always runs first
-                    t0 = time.perf_counter()
-                    runners[name]()
-                    times[name].append((time.perf_counter() - t0) * 1e3)
+            times = time_interleaved(runners, runs)
     for name, ms in times.items():
         rows[name].update(_stats(ms), runs=runs, warmup=warmup)
         rows[name]['per_image_ms'] = rows[name]['median_ms'] / case.batch
@@ -255,12 +269,8 @@ def measure_case(case: Case, backends: Sequence[str], runs: int, warmup: int, th
             continue
         for name in times:
             if name.startswith('ours_'):
-                per_round = [a / b for a, b in zip(times[name], times[baseline])]
-                q = (statistics.quantiles(per_round, n=10, method='inclusive')
-                     if len(per_round) > 1 else [per_round[0]] * 9)
                 ratios.append(dict(asdict(case), ours=name, baseline=baseline,
-                                   median_ratio=statistics.median(per_round),
-                                   p10_ratio=q[0], p90_ratio=q[8],
+                                   **ratio_stats(times[name], times[baseline]),
                                    ratio_of_medians=(rows[name]['median_ms']
                                                      / rows[baseline]['median_ms'])))
     for name in rows:
@@ -292,17 +302,11 @@ def train_step_times(arch: str, batch: int, resolution: int, runs: int, warmup: 
     for _ in range(warmup):
         for step in steps.values():
             step()
-    times: Dict[str, List[float]] = {name: [] for name in steps}
-    for r in range(runs):
-        for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
-            t0 = time.perf_counter()
-            steps[name]()
-            times[name].append((time.perf_counter() - t0) * 1e3)
-    per_round = [a / b for a, b in zip(times['ours'], times['timm'])]
+    times = time_interleaved(steps, runs)
     result = {'model': arch, 'batch': batch, 'resolution': resolution, 'runs': runs,
               'warmup': warmup, 'what': 'forward + backward + SGD step, train mode, unfused',
               'ours': _stats(times['ours']), 'timm': _stats(times['timm']),
-              'median_ratio': statistics.median(per_round)}
+              'median_ratio': ratio_stats(times['ours'], times['timm'])['median_ratio']}
     log(f"  train step {arch} b{batch} {resolution}: ours {result['ours']['median_ms']:.1f} ms, "
         f"timm {result['timm']['median_ms']:.1f} ms, ratio {result['median_ratio']:.2f}")
     return result

@@ -1,12 +1,18 @@
-"""What to export: model names, tasks, resolutions, checkpoints -> a fused eval model.
+"""What to export: model name, task, weights, config -> a fused eval model and its description.
 
-Shared by the exporters; model names and resolutions are parsed by
+Tasks: ``classifier`` (logits), ``backbone`` (the four dense feature maps, published windowed
+layout) and ``segmentor`` (the whole Semantic FPN: backbone + neck + head + resize, see
+:mod:`.segmentor`). Inputs are always the normalised NCHW float tensor the toolbox's data
+preprocessor produces; its mean / std / channel order travel with the model
+(:class:`Preprocess`) into every report. Model names and resolutions are parsed by
 :mod:`iformer_mm.models.backbones.iformer_arch`, as everywhere else.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 import torch.nn as nn
 
@@ -14,15 +20,75 @@ from ..models.backbones.iformer import IFormer
 from ..models.backbones.iformer_arch import parse_model_name
 from ..models.backbones.iformer_keys import load_backbone_weights
 from ..models.plain_classifier import IFormerClassifier, load_classifier
+from .segmentor import SegmentorForExport, build_segmentor, fuse_for_export
 
-TASKS = ('classifier', 'backbone')
-OUTPUT_NAMES: Dict[str, Tuple[str, ...]] = {
-    'classifier': ('logits',),
-    'backbone': ('feat_s4', 'feat_s8', 'feat_s16', 'feat_s32'),
-}
+TASKS = ('classifier', 'backbone', 'segmentor')
 INPUT_NAME = 'image'
-DEFAULT_TASK = {224: 'classifier', 512: 'backbone'}
+BACKBONE_OUTPUTS = ('feat_s4', 'feat_s8', 'feat_s16', 'feat_s32')
+DEFAULT_RESOLUTION = {'classifier': 224, 'backbone': 512, 'segmentor': 512}
 PUBLISHED_WINDOW_SIZE = 16
+#: where the repository's configs are when the package runs from a checkout
+CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs'
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass
+class Preprocess:
+    """What the exported model expects: ``(rgb_uint8 - mean) / std``, NCHW float32."""
+    mean: Tuple[float, ...] = IMAGENET_MEAN
+    std: Tuple[float, ...] = IMAGENET_STD
+    channel_order: str = 'RGB'
+
+    def describe(self) -> Dict[str, object]:
+        return {'layout': 'NCHW float32', 'channel_order': self.channel_order,
+                'mean': list(self.mean), 'std': list(self.std),
+                'formula': '(pixel - mean) / std, pixels 0..255'}
+
+
+@dataclass
+class ExportModel:
+    """A fused, eval-mode model plus what the exporters and reports need to describe it."""
+    model: nn.Module
+    arch: str
+    task: str
+    distilled: bool
+    window_size: int
+    weights: str
+    resolution: Tuple[int, int]
+    output_names: Tuple[str, ...]
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    config: Optional[str] = None
+    num_classes: Optional[int] = None
+    classes: Optional[List[str]] = None
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int, int]:
+        return (1, 3) + tuple(self.resolution)
+
+    @property
+    def name(self) -> str:
+        return f'iformer_{self.arch}' + ('_distill' if self.distilled else '')
+
+    def stem(self, target: Optional[str] = None, precision: Optional[str] = None) -> str:
+        """File name stem, e.g. ``iformer_m_segmentor_win16_512x512_openvino_int8``."""
+        win = f'_win{self.window_size}' if self.task != 'classifier' and self.window_size else ''
+        h, w = self.resolution
+        tail = ''.join(f'_{part}' for part in (target, precision) if part)
+        return f'{self.name}_{self.task}{win}_{h}x{w}{tail}'
+
+    def metadata(self) -> Dict[str, str]:
+        """Facts stored inside artifacts that can hold metadata."""
+        meta = {'iformer.arch': self.arch, 'iformer.task': self.task,
+                'iformer.distilled': str(self.distilled),
+                'iformer.resolution': 'x'.join(map(str, self.resolution)),
+                'iformer.window_size': str(self.window_size), 'iformer.weights': self.weights,
+                'iformer.input': f'{self.preprocess.channel_order} float (1,3,H,W), (x - mean) / '
+                                 f'std, mean {list(self.preprocess.mean)}, std '
+                                 f'{list(self.preprocess.std)}'}
+        if self.classes:
+            meta['iformer.classes'] = ','.join(self.classes)
+        return meta
 
 
 def check_task(task: str) -> str:
@@ -31,51 +97,100 @@ def check_task(task: str) -> str:
     return task
 
 
-@dataclass
-class ExportModel:
-    """A fused, eval-mode model plus what the exporters need to describe it."""
-    model: nn.Module
-    arch: str
-    task: str
-    distilled: bool
-    window_size: int
-    num_classes: Optional[int]
-    weights: str
+def default_config(task: str, arch: str, distilled: bool = False) -> Optional[str]:
+    """The repository's published-recipe config for ``task`` (None when not in a checkout)."""
+    names = {'classifier': f'classification/iformer-{arch}{"-distilled" if distilled else ""}'
+                           f'_8xb{128 if arch == "h" else 512}_in1k.py',
+             'segmentor': f'segmentation/fpn_iformer-{arch}_8xb4-40k_ade20k-512x512.py'}
+    path = CONFIG_DIR / names[task] if task in names else None
+    return str(path) if path is not None and path.is_file() else None
 
-    @property
-    def output_names(self) -> Tuple[str, ...]:
-        return OUTPUT_NAMES[self.task]
 
-    def default_stem(self, height: int, width: int) -> str:
-        distill = '_distill' if self.distilled else ''
-        win = f'_win{self.window_size}' if self.task == 'backbone' and self.window_size else ''
-        return f'iformer_{self.arch}{distill}_{self.task}{win}_{height}x{width}'
+def load_config(path: str):
+    from mmengine.config import Config
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'--config {path} does not exist')
+    return Config.fromfile(path)
+
+
+def preprocess_of(cfg) -> Preprocess:
+    """Mean / std / channel order of the config's data preprocessor (mmpretrain or mmseg)."""
+    pre = cfg.get('data_preprocessor') or cfg.model.get('data_preprocessor') or {}
+    rgb = pre.get('to_rgb', pre.get('bgr_to_rgb', True))
+    return Preprocess(tuple(pre.get('mean', IMAGENET_MEAN)), tuple(pre.get('std', IMAGENET_STD)),
+                      'RGB' if rgb else 'BGR')
+
+
+def resolution_of(cfg, task: str) -> Optional[Tuple[int, int]]:
+    """The input size the config's test pipeline produces: the classification centre crop or the
+    segmentor's preprocessor size (None when the config does not fix one)."""
+    if task == 'segmentor':
+        size = (cfg.model.get('data_preprocessor') or {}).get('size')
+        return tuple(int(s) for s in size) if size else None
+    for step in (cfg.get('test_dataloader') or {}).get('dataset', {}).get('pipeline', []):
+        if step.get('type') == 'CenterCrop':
+            crop = step['crop_size']
+            return (int(crop), int(crop)) if isinstance(crop, int) else tuple(int(c) for c in crop[::-1])
+    return None
+
+
+def classes_of(cfg) -> Optional[List[str]]:
+    """Class names from the config's test dataset metainfo, if it names them."""
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    return list(classes) if classes else None
 
 
 def build_export_model(name: str, task: str = 'classifier', checkpoint: Optional[str] = None,
-                       window_size: Optional[int] = None) -> ExportModel:
+                       config: Optional[str] = None, resolution: Optional[Tuple[int, int]] = None,
+                       window_size: Optional[int] = None,
+                       seg_output: str = 'logits') -> ExportModel:
     """Build, load, fuse and eval the model to export (random weights without a checkpoint).
 
-    ``window_size`` (backbone only): None = the published dense backbone (16x16 windows in stage
-    2), 0 = global attention everywhere.
+    ``window_size`` (backbone / segmentor): None = the published dense layout (16x16 windows in
+    stage 2), 0 = global attention. ``config`` gives the preprocessing (and, for the segmentor,
+    the network); the repository's recipe config is the default where one exists.
     """
     arch, distilled = parse_model_name(name)
     check_task(task)
+    config = config or default_config(task, arch, distilled)
+    cfg = load_config(config) if config else None
+    if task == 'segmentor' and cfg is None:
+        raise ValueError('--task segmentor needs --config (an mmseg Semantic FPN config), e.g. '
+                         'configs/segmentation/fpn_iformer-m_8xb4-40k_ade20k-512x512.py')
+    resolution = tuple(resolution or (cfg is not None and resolution_of(cfg, task))
+                       or (DEFAULT_RESOLUTION[task],) * 2)
+    num_classes = None
     if task == 'classifier':
         if window_size:
-            raise ValueError('window_size applies to --task backbone only (the classifier uses '
-                             f'global attention), got {window_size}')
+            raise ValueError('window_size applies to --task backbone / segmentor only (the '
+                             f'classifier uses global attention), got {window_size}')
         model = (load_classifier(arch, checkpoint, distilled) if checkpoint
                  else IFormerClassifier(arch, num_classes=1000, distilled=distilled))
-        distilled, num_classes, window_size = model.distilled, model.num_classes, 0
-    else:
+        distilled, num_classes, window_size, outputs = model.distilled, model.num_classes, 0, ('logits',)
+        model.eval().switch_to_deploy()
+    elif task == 'backbone':
         window_size = PUBLISHED_WINDOW_SIZE if window_size is None else window_size
         model = IFormer(arch, out_indices=(0, 1, 2, 3), window_size=window_size)
         if checkpoint:
             load_backbone_weights(model, checkpoint)
-        num_classes = None
-    model.eval()
-    model.switch_to_deploy()
+        model.eval().switch_to_deploy()
+        outputs = BACKBONE_OUTPUTS
+    else:
+        segmentor = build_segmentor(cfg, checkpoint)
+        backbone = segmentor.backbone
+        if backbone.arch_name != 'custom' and parse_model_name(str(backbone.arch_name))[0] != arch:
+            raise ValueError(f'--config {config} builds an iFormer-{str(backbone.arch_name).upper()} '
+                             f'segmentor, not iFormer-{arch.upper()} (--model {name})')
+        if window_size is not None:
+            backbone.set_window(window_size)
+        window_size = backbone.window_size
+        model = SegmentorForExport(fuse_for_export(segmentor), seg_output).eval()
+        num_classes = model.num_classes
+        outputs = ('seg_logits',) if seg_output == 'logits' else ('seg_map',)
     return ExportModel(model=model, arch=arch, task=task, distilled=distilled,
-                       window_size=window_size, num_classes=num_classes,
-                       weights=str(checkpoint) if checkpoint else 'random (no checkpoint)')
+                       window_size=window_size, resolution=resolution, output_names=outputs,
+                       weights=str(checkpoint) if checkpoint else 'random (no checkpoint)',
+                       preprocess=preprocess_of(cfg) if cfg is not None else Preprocess(),
+                       config=config, num_classes=num_classes,
+                       classes=classes_of(cfg) if cfg is not None else None)

@@ -1,102 +1,124 @@
-"""The shared command line of ``tools/export_coreml.py`` and ``tools/export_onnx.py``.
+"""``tools/deploy.py``: one entry over every target, task and precision.
 
-Everything cheap is validated before any work (model name, task, resolution, output folder), so
-bad input fails in a second with a message naming the value; a failed export leaves nothing.
+Everything cheap is validated before any work (model name, task, target, precision, resolution,
+paths, output folder), so bad input fails in a second with one line naming the value, exit 2;
+a failed export leaves nothing behind.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from typing import Dict, List, Optional
+from typing import List, NoReturn, Optional
 
-from ..fileio import OutputError, prepare_out_dir, remove_created
+from ..fileio import OutputError
 from ..models.backbones.iformer_arch import parse_model_name, parse_resolution, valid_model_names
-from .build import DEFAULT_TASK, TASKS, build_export_model, check_task
+from .build import TASKS
+from .export import Request, deploy
+from .segmentor import SEG_OUTPUTS
+from .targets import PRECISIONS, TARGETS, DeployError
 
-FORMATS = {'coreml': '.mlpackage', 'onnx': '.onnx'}
+PROG = 'deploy.py'
 
 
-def build_parser(fmt: str) -> argparse.ArgumentParser:
-    what = 'Core ML (.mlpackage, ML Program, FP16, iOS15+)' if fmt == 'coreml' else 'ONNX'
-    p = argparse.ArgumentParser(
-        description=f'Export a fused iFormer to {what}. 224 exports the classifier (1x1000 '
-                    'logits), 512 the dense backbone (windowed stage-2 attention, four feature '
-                    'maps), unless --task says otherwise.')
-    p.add_argument('--model', required=True,
-                   help=f'variant: {valid_model_names()}')
-    p.add_argument('--resolution', default='224',
-                   help='input size N or HxW, a multiple of 32 in [64, 2048] (default 224)')
-    p.add_argument('--task', choices=TASKS, default=None,
-                   help='classifier or backbone (default: classifier at 224, backbone otherwise)')
-    p.add_argument('--checkpoint', default=None,
-                   help='published (.pth with "model") or mm-format (state_dict with backbone./'
-                        'head.) checkpoint; random weights when omitted')
-    p.add_argument('--out-dir', default='exports', help='output folder (created if missing)')
-    p.add_argument('--window-size', type=int, default=None,
-                   help='backbone only: stage-2 attention window (default 16 as published; '
-                        '0 = global attention)')
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one stderr line (no usage dump), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f'{self.prog}: error: {message}', file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    targets = '; '.join(f'{name}: {t.description} ({"/".join(t.precisions)})'
+                        for name, t in TARGETS.items())
+    p = OneLineParser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Export a fused iFormer for an on-device runtime, run it there, compare it '
+                    'with PyTorch and write a JSON report beside it.',
+        epilog=f'targets: {targets}')
+    p.add_argument('--model', required=True, help=f'variant: {valid_model_names()}')
+    p.add_argument('--task', choices=TASKS, default='classifier',
+                   help='classifier (logits), backbone (4 feature maps) or segmentor (Semantic '
+                        'FPN, full-size logits); default classifier')
+    p.add_argument('--target', required=True, metavar='TARGET',
+                   help=f'one of {", ".join(TARGETS)}')
+    p.add_argument('--precision', default='fp32', metavar='PRECISION',
+                   help=f'one of {", ".join(PRECISIONS)} (default fp32; int8 needs --calib-data)')
+    p.add_argument('--checkpoint', help='published or mm-format weights; random without')
+    p.add_argument('--config', help='mm config: preprocessing, calibration / validation '
+                                    'pipeline, and the segmentor network (default: the recipe)')
+    p.add_argument('--resolution', help='N or HxW, a multiple of 32 in [64, 2048] (default 224 '
+                                        'classifier, 512 backbone / segmentor)')
+    p.add_argument('--window-size', type=int, help='backbone / segmentor: stage-2 window (default '
+                                                   '16 as published; 0 = global attention)')
+    p.add_argument('--seg-output', choices=SEG_OUTPUTS, default='logits',
+                   help='segmentor output: logits (N, classes, H, W) or argmax (N, H, W) int32')
+    p.add_argument('--calib-data', help='int8 calibration: an image folder or a dataset config')
+    p.add_argument('--calib-size', type=int, default=300, help='calibration images (300)')
+    p.add_argument('--val-data', help="dataset root in the config's layout: top-1 / mIoU of "
+                                      'PyTorch and of the artifact, on the same inputs')
+    p.add_argument('--val-size', type=int, help='validation images (default: all)')
+    p.add_argument('--latency', type=int, default=0, metavar='RUNS',
+                   help='also time RUNS forwards of the artifact (median ms)')
+    p.add_argument('--threads', type=int, help='runtime intra-op threads (default: runtime default)')
+    p.add_argument('--out-dir', default='deploy_out', help='output folder (created if missing)')
     p.add_argument('--json', action='store_true', help='print the report as JSON')
     return p
 
 
-def export(fmt: str, model: str, resolution: str = '224', task: Optional[str] = None,
-           checkpoint: Optional[str] = None, out_dir: str = 'exports',
-           window_size: Optional[int] = None) -> Dict[str, object]:
-    """Validate, build the fused model, export it atomically and return the check report."""
-    if fmt not in FORMATS:
-        raise ValueError(f'unknown export format {fmt!r}; expected one of {list(FORMATS)}')
-    parse_model_name(model)
-    height, width = parse_resolution(resolution)
-    task = check_task(task or DEFAULT_TASK.get(height if height == width else -1, 'backbone'))
-    if window_size is not None and window_size < 0:
-        raise ValueError(f'--window-size must be >= 0 (0 = global attention), got {window_size}')
-    if window_size and task == 'classifier':
-        raise ValueError(f'--window-size {window_size} applies to --task backbone only (the '
-                         'classifier uses global attention)')
-    if checkpoint is not None and not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f'--checkpoint {checkpoint} does not exist or is not a file')
-    created = prepare_out_dir(out_dir)
-    try:
-        em = build_export_model(model, task, checkpoint, window_size)
-        out_path = os.path.join(out_dir, em.default_stem(height, width) + FORMATS[fmt])
-        if fmt == 'coreml':
-            from .coreml_export import export_coreml
-            report = export_coreml(em, height, width, out_path)
-        else:
-            from .onnx_export import export_onnx
-            report = export_onnx(em, height, width, out_path)
-    except BaseException:
-        remove_created(created)
-        raise
-    report.update(model=f'iformer_{em.arch}' + ('_distill' if em.distilled else ''), task=task,
-                  resolution=[height, width], window_size=em.window_size, weights=em.weights)
-    return report
+def request_from_args(args: argparse.Namespace) -> Request:
+    parse_model_name(args.model)
+    resolution = parse_resolution(args.resolution) if args.resolution else None
+    for flag, value, low in (('--calib-size', args.calib_size, 1), ('--val-size', args.val_size, 1),
+                             ('--threads', args.threads, 1)):
+        if value is not None and value < low:
+            raise DeployError(f'{flag} must be >= {low}, got {value}')
+    return Request(model=args.model, target=args.target, task=args.task,
+                   precision=args.precision, checkpoint=args.checkpoint, config=args.config,
+                   resolution=resolution, window_size=args.window_size,
+                   seg_output=args.seg_output, calib_data=args.calib_data,
+                   calib_size=args.calib_size, val_data=args.val_data, val_size=args.val_size,
+                   latency_runs=args.latency, threads=args.threads, out_dir=args.out_dir)
 
 
-def _print_report(report: Dict[str, object]) -> None:
-    print(f"wrote {report['path']}")
-    print(f"  {report['model']} {report['task']} at {report['resolution'][0]}x"
-          f"{report['resolution'][1]}, window {report['window_size']}, "
-          f"weights: {report['weights']}")
-    print(f"  inputs  {report['inputs']}")
-    print(f"  outputs {report['outputs']}")
-    print(f"  ops     {report['ops']}")
-    if 'max_abs_diff_vs_torch' in report:
-        print(f"  max |onnxruntime - torch| = {report['max_abs_diff_vs_torch']:.3g}")
-
-
-def main(fmt: str, argv: Optional[List[str]] = None) -> int:
-    args = build_parser(fmt).parse_args(argv)
-    try:
-        report = export(fmt, args.model, args.resolution, args.task, args.checkpoint,
-                        args.out_dir, args.window_size)
-    except (ValueError, OSError, OutputError) as e:  # CheckpointError is a ValueError
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report, indent=2, default=list))
+def summary(report: dict) -> str:
+    lines = [f"wrote {report['path']}" + (f" (+ {report['report']})" if report.get('report') else ''),
+             f"  {report['model']} {report['task']} {report['resolution'][0]}x"
+             f"{report['resolution'][1]} -> {report['target']} {report['precision']}, weights: "
+             f"{report['weights']}",
+             f"  inputs {report['inputs']}  outputs {report['outputs']}"]
+    if 'parity' in report:
+        p = report['parity']
+        lines.append(f"  vs PyTorch on {p['inputs']} inputs: max |diff| {p['max_abs_diff']:.3g}, "
+                     f"min cosine {p['min_cosine']:.6f}"
+                     + (f", top-1 agreement {p['top1_agreement']:.3f}" if 'top1_agreement' in p else ''))
     else:
-        _print_report(report)
+        lines.append('  not run here (Core ML runs on macOS / iOS only): spec and ops inspected')
+    runtime = report.get('runtime') or {}
+    for key in ('precision_ran', 'xnnpack_partitions', 'fully_delegated'):
+        value = runtime.get(key, report.get(key))
+        if value is not None:
+            lines.append(f'  {key}: {value}')
+    if 'latency' in report:
+        lines.append(f"  latency: {report['latency']['median_ms']:.2f} ms median "
+                     f"({report['latency']['threads']} threads)")
+    if 'accuracy' in report:
+        a = report['accuracy']
+        lines.append(f"  {a['metric']}: PyTorch fp32 {a['pytorch_fp32'][a['metric']]:.4f}, artifact "
+                     f"{a['artifact'][a['metric']]:.4f} ({a['delta_points']:+.2f} points)")
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = deploy(request_from_args(args))
+    except (ValueError, OSError, OutputError) as e:  # DeployError / CheckpointError are ValueErrors
+        print(f'{PROG}: error: {e}', file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        print(f'{PROG}: error: {str(e).splitlines()[0]}', file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2, default=list) if args.json else summary(report))
     return 0

@@ -77,7 +77,8 @@ class IFormerClassifier(nn.Module):
         self.distilled = distilled
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        return self.head(self.backbone(x)[-1].mean((2, 3)))
+        # keepdim + flatten: the global-average-pool form export runtimes delegate (XNNPACK)
+        return self.head(self.backbone(x)[-1].mean((2, 3), keepdim=True).flatten(1))
 
     def switch_to_deploy(self) -> None:
         """Fuse backbone and head (inference only; outputs equal the eval-mode model)."""

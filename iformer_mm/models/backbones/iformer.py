@@ -222,17 +222,20 @@ class SHMA(nn.Module):
         return self.proj(out * gate)
 
     def forward_deployed(self, x: torch.Tensor) -> torch.Tensor:
-        """One qkvg conv, explicit ``softmax(q k^T) v``.
+        """One qkvg conv, explicit ``softmax(q k^T) v`` in two ``bmm``.
 
-        Shapes are read as Python ints so traced graphs (Core ML, ONNX) have constant reshapes.
+        Written for the export targets: static channel slices (not ``split``) and ``bmm`` (not a
+        broadcasting ``@``, which exports as expand + bmm) are ops every runtime delegates
+        (ExecuTorch's XNNPACK takes the whole classifier as one partition). Shapes are read as
+        Python ints so traced graphs (Core ML, ONNX) have constant reshapes.
         """
         B, _, H, W = (int(s) for s in x.shape)
-        q, k, vg = self.qkvg(x).split([self.attn_dim, self.attn_dim, 2 * self.dim], dim=1)
-        v, gate = torch.sigmoid(vg).split([self.dim, self.dim], dim=1)
-        n, da = H * W, self.attn_dim
-        attn = torch.softmax(q.reshape(B, da, n).transpose(1, 2) @ k.reshape(B, da, n), dim=-1)
-        out = (v.reshape(B, self.dim, n) @ attn.transpose(1, 2)).reshape(B, self.dim, H, W)
-        return self.proj(out * gate)
+        n, da, d = H * W, self.attn_dim, self.dim
+        qkvg = self.qkvg(x).reshape(B, 2 * da + 2 * d, n)
+        vg = torch.sigmoid(qkvg[:, 2 * da:])
+        attn = torch.softmax(torch.bmm(qkvg[:, :da].transpose(1, 2), qkvg[:, da:2 * da]), dim=-1)
+        out = torch.bmm(vg[:, :d], attn.transpose(1, 2)) * vg[:, d:]
+        return self.proj(out.reshape(B, d, H, W))
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:

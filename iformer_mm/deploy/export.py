@@ -1,0 +1,204 @@
+"""One deployment: build the fused model, write the artifact, run it in its runtime, report.
+
+The order matters for "nothing half-written": the artifact is written to a temporary path, run
+there in its own runtime and compared with PyTorch, and only then renamed into place; the JSON
+report beside it is written last. A failure at any step leaves neither (and removes the output
+folders this run created). Core ML cannot run on Linux: its package is inspected instead
+(spec, shapes, op histogram).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..analysis.machine import versions
+from ..fileio import atomic_path, atomic_write_text, prepare_out_dir, remove_created
+from .build import INPUT_NAME, ExportModel, build_export_model
+from .evaluate import accuracy
+from .inputs import InputSource, Sample
+from .targets import DeployError, Target, get_target
+
+#: an fp32 artifact further than this from PyTorch is broken, not merely imprecise
+FP32_PARITY_LIMIT = 1e-3
+#: real calibration images (besides one random input) used for the parity figures
+PARITY_IMAGES = 8
+
+
+@dataclass
+class Request:
+    """Everything ``tools/deploy.py`` takes (see its ``--help``)."""
+    model: str
+    target: str
+    task: str = 'classifier'
+    precision: str = 'fp32'
+    checkpoint: Optional[str] = None
+    config: Optional[str] = None
+    resolution: Optional[Tuple[int, int]] = None
+    window_size: Optional[int] = None
+    seg_output: str = 'logits'
+    calib_data: Optional[str] = None
+    calib_size: int = 300
+    val_data: Optional[str] = None
+    val_size: Optional[int] = None
+    latency_runs: int = 0
+    threads: Optional[int] = None
+    out_dir: str = 'deploy_out'
+    long_name: bool = True            # ..._224x224_onnxruntime_fp32 (False: ..._224x224)
+    write_report: bool = True
+
+
+def check_request(req: Request) -> Target:
+    """Everything that can be refused without building a model, refused now."""
+    target = get_target(req.target)
+    target.check(req.precision)
+    if req.precision in target.needs_calibration and not req.calib_data:
+        raise DeployError(f'--precision {req.precision} on --target {req.target} needs '
+                          '--calib-data (an image folder or a dataset config; a few hundred '
+                          'images of the deployment domain)')
+    for flag, path in (('--checkpoint', req.checkpoint), ('--config', req.config),
+                       ('--calib-data', req.calib_data), ('--val-data', req.val_data)):
+        if path is not None and not os.path.exists(path):
+            raise DeployError(f'{flag} {path} does not exist')
+    if req.val_data and not target.runs_here:
+        raise DeployError(f'--val-data needs a target that runs here; {req.target} does not run '
+                          'on this OS')
+    if req.latency_runs < 0:
+        raise DeployError(f'--latency must be >= 0 runs, got {req.latency_runs}')
+    if req.window_size is not None and req.window_size < 0:
+        raise DeployError(f'--window-size must be >= 0 (0 = global attention), got {req.window_size}')
+    return target
+
+
+def _as_list(out) -> List[np.ndarray]:
+    out = (out,) if isinstance(out, torch.Tensor) else tuple(out)
+    return [o.detach().numpy() for o in out]
+
+
+def parity(session, inputs: Sequence[torch.Tensor], refs: Sequence[List[np.ndarray]],
+           task: str) -> Dict[str, object]:
+    """How far the runtime's outputs are from PyTorch's on the same inputs."""
+    max_diff, mean_diffs, cosines, agree = 0.0, [], [], []
+    for x, ref in zip(inputs, refs):
+        got = session(x.numpy())
+        if len(got) != len(ref):
+            raise RuntimeError(f'the runtime returned {len(got)} outputs, PyTorch {len(ref)}')
+        for a, b in zip(got, ref):
+            if tuple(a.shape) != tuple(b.shape):
+                raise RuntimeError(f'runtime output shape {tuple(a.shape)} != PyTorch '
+                                   f'{tuple(b.shape)}')
+            a, b = a.astype(np.float64), b.astype(np.float64)
+            max_diff = max(max_diff, float(np.abs(a - b).max()))
+            mean_diffs.append(float(np.abs(a - b).mean()))
+            cosines.append(float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
+        if task == 'classifier':
+            agree.append(float(np.argmax(got[0]) == np.argmax(ref[0])))
+        elif task == 'segmentor':
+            a, b = got[0], ref[0]
+            agree.append(float(np.mean((a.argmax(1) if a.ndim == 4 else a) ==
+                                       (b.argmax(1) if b.ndim == 4 else b))))
+    out = {'inputs': len(inputs), 'max_abs_diff': max_diff,
+           'mean_abs_diff': float(np.mean(mean_diffs)), 'min_cosine': float(min(cosines))}
+    if agree:
+        out['top1_agreement' if task == 'classifier' else 'pixel_agreement'] = float(np.mean(agree))
+    return out
+
+
+def latency(session, x: torch.Tensor, runs: int, warmup: int = 3) -> Dict[str, float]:
+    feed = x.numpy()
+    for _ in range(warmup):
+        session(feed)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        session(feed)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {'median_ms': statistics.median(times), 'min_ms': min(times), 'runs': runs}
+
+
+def _torch_forward(em: ExportModel):
+    def forward(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return _as_list(em.model(torch.from_numpy(x)))[0]
+    return forward
+
+
+def _accuracy(req: Request, em: ExportModel, session, source: InputSource) -> Dict[str, object]:
+    samples: List[Sample] = source.from_dataset(req.val_size, data_root=req.val_data)
+    reference = accuracy(em.task, _torch_forward(em), samples, em.num_classes)
+    artifact = accuracy(em.task, lambda x: session(x)[0], samples, em.num_classes)
+    key = 'top1' if em.task == 'classifier' else 'mIoU'
+    return {'data': req.val_data, 'metric': key, 'pytorch_fp32': reference, 'artifact': artifact,
+            'delta_points': round(100 * (artifact[key] - reference[key]), 3)}
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    return obj
+
+
+def deploy(req: Request) -> Dict[str, object]:
+    """Export, check, place and describe one artifact; returns the report (also as JSON)."""
+    target = check_request(req)
+    created = prepare_out_dir(req.out_dir)
+    try:
+        em = build_export_model(req.model, req.task, req.checkpoint, req.config, req.resolution,
+                                req.window_size, req.seg_output)
+        source = InputSource(em)
+        calib = (source.calibration(req.calib_data, req.calib_size)
+                 if req.precision in target.needs_calibration else None)
+        example = torch.randn(em.input_shape, generator=torch.Generator().manual_seed(0))
+        checks = [example] + list((calib or [])[:PARITY_IMAGES])
+        with torch.no_grad():
+            refs = [_as_list(em.model(x)) for x in checks]
+        stem = em.stem(target.name, req.precision) if req.long_name else em.stem()
+        final = os.path.join(os.path.abspath(req.out_dir), stem + target.suffix)
+        report: Dict[str, object] = {
+            'path': final, 'target': target.name, 'precision': req.precision,
+            'model': em.name, 'task': em.task, 'resolution': list(em.resolution),
+            'window_size': em.window_size, 'weights': em.weights, 'config': em.config,
+            'inputs': {INPUT_NAME: tuple(em.input_shape)},
+            'outputs': {n: tuple(r.shape) for n, r in zip(em.output_names, refs[0])},
+            'preprocess': em.preprocess.describe(), 'classes': em.classes}
+        with atomic_path(final) as tmp:
+            info = target.export(em.model, example, em.output_names, req.precision, calib, tmp,
+                                 INPUT_NAME, em.metadata())
+            if 'outputs' in info and dict(info['outputs']) != report['outputs']:
+                raise RuntimeError(f"{target.name} artifact outputs {info['outputs']} != PyTorch "
+                                   f"{report['outputs']}")
+            report.update(info)
+            if target.runs_here:
+                session = target.session(tmp, req.threads, req.precision)
+                report['parity'] = parity(session, checks, refs, em.task)
+                report['max_abs_diff_vs_torch'] = report['parity']['max_abs_diff']
+                if req.precision == 'fp32' and report['max_abs_diff_vs_torch'] > FP32_PARITY_LIMIT:
+                    raise RuntimeError(f'the fp32 {target.name} model differs from PyTorch by '
+                                       f"{report['max_abs_diff_vs_torch']:.3g} (> "
+                                       f'{FP32_PARITY_LIMIT}); nothing was written')
+                report['runtime'] = target.runtime_facts(tmp, req.threads, req.precision)
+                if req.latency_runs:
+                    report['latency'] = dict(latency(session, example, req.latency_runs),
+                                             threads=req.threads or torch.get_num_threads())
+                if req.val_data:
+                    report['accuracy'] = _accuracy(req, em, session, source)
+        if calib is not None:
+            report['calibration'] = {'source': req.calib_data, 'images': len(calib)}
+        report['versions'] = versions(('torch', 'timm', 'mmengine') + target.packages)
+        if req.write_report:
+            report['report'] = os.path.join(os.path.dirname(final), stem + '.json')
+            atomic_write_text(report['report'], json.dumps(_jsonable(report), indent=1) + '\n')
+    except BaseException:
+        remove_created(created)
+        raise
+    return report

@@ -1,0 +1,107 @@
+"""ONNX Runtime (CPU execution provider): fp32 ONNX, and int8 by static QDQ quantization.
+
+Export uses torch's TorchScript exporter (``dynamo=False``): the dynamo exporter needs
+``onnxscript``, and ONNX Runtime's dynamic quantization fails on its bias-less Gemm. int8 is
+static post-training quantization in QDQ format, U8 activations / S8 per-channel weights (S8
+activations ran 2x *slower* than fp32 on this CPU), calibrated on real images; the attention
+products and softmax stay in float (see :data:`QUANTIZED_OPS`).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .base import Calibration, Session, Target
+
+OPSET = 17
+#: the op types int8 quantizes: convolutions and the head's Gemm. Measured on the demo models:
+#: quantizing the attention MatMuls too cost accuracy for no speed (they are small at 224).
+QUANTIZED_OPS = ('Conv', 'Gemm')
+
+
+def write_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
+               output_names: Sequence[str], input_name: str = 'image') -> None:
+    """torch.onnx.export (TorchScript exporter) of ``model`` at the example's static shape."""
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter('ignore')
+        torch.onnx.export(model, (example,), path, input_names=[input_name],
+                          output_names=list(output_names), opset_version=OPSET,
+                          do_constant_folding=True, dynamo=False)
+
+
+def op_histogram(path: str) -> Dict[str, int]:
+    import onnx
+    counts: Dict[str, int] = {}
+    for node in onnx.load(path).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader over our normalised calibration tensors."""
+
+    def __init__(self, input_name: str, calibration: Calibration):
+        self._items = iter([{input_name: t.numpy()} for t in calibration])
+
+    def get_next(self):
+        return next(self._items, None)
+
+
+def quantize_int8(fp32_path: str, out_path: str, calibration: Calibration,
+                  input_name: str) -> None:
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    with tempfile.TemporaryDirectory(prefix='iformer-ort-') as tmp:
+        prepared = os.path.join(tmp, 'prepared.onnx')
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
+            quantize_static(prepared, out_path, _Reader(input_name, calibration),
+                            quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, per_channel=True,
+                            op_types_to_quantize=list(QUANTIZED_OPS),
+                            calibrate_method=CalibrationMethod.MinMax)
+
+
+class OnnxRuntimeTarget(Target):
+
+    def export(self, model, example, output_names, precision, calibration, path, input_name,
+               metadata=None):
+        if precision == 'fp32':
+            write_onnx(model, example, path, output_names, input_name)
+        else:
+            with tempfile.TemporaryDirectory(prefix='iformer-ort-') as tmp:
+                fp32 = os.path.join(tmp, 'fp32.onnx')
+                write_onnx(model, example, fp32, output_names, input_name)
+                quantize_int8(fp32, path, calibration, input_name)
+        import onnx
+        proto = onnx.load(path)
+        onnx.helper.set_model_props(proto, {k: str(v) for k, v in (metadata or {}).items()})
+        onnx.save(proto, path)
+        onnx.checker.check_model(proto)
+        return {'opset': OPSET, 'ops': op_histogram(path), 'precision_ran': precision,
+                'quantized_ops': list(QUANTIZED_OPS) if precision == 'int8' else []}
+
+    def session(self, path: str, threads: Optional[int] = None, precision: str = 'fp32') -> Session:
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        sess = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        name = sess.get_inputs()[0].name
+        return lambda x: sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})
+
+
+TARGET = OnnxRuntimeTarget(
+    name='onnxruntime', suffix='.onnx', precisions=('fp32', 'int8'), packages=('onnxruntime', 'onnx'),
+    description='ONNX Runtime, CPU execution provider (x86 / ARM edge boxes)')

@@ -1,0 +1,216 @@
+"""tools/deploy.py: every target's artifact runs in its own runtime and equals PyTorch.
+
+fp32 artifacts are re-run here in a fresh runtime session and compared with the *unfused*
+PyTorch model (so fusion and export are checked together, independently of the tool's own
+report); ExecuTorch must delegate the whole classifier to XNNPACK in one partition; the whole
+Semantic FPN segmentor equals mmseg's ``encode_decode``; int8 artifacts are calibrated on real
+images and run; bad input is one line, exit 2, nothing written. The int8 accuracy on
+demo-trained models is the slow test at the end.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from iformer_mm.deploy import cli
+from iformer_mm.deploy.build import load_config
+from iformer_mm.deploy.segmentor import build_segmentor
+from iformer_mm.deploy.targets import TARGETS
+from iformer_mm.models.backbones.iformer import IFormer
+from iformer_mm.models.plain_classifier import IFormerClassifier
+
+from .helpers import REPO, randomize_bn, run_tool
+
+TOL = 1e-4
+RUNNABLE = [name for name, t in TARGETS.items() if t.runs_here]
+SEG_CONFIG = str(REPO / 'configs/segmentation/fpn_iformer-t_1xb8-800iter_shapes-128x128.py')
+CLS_CONFIG = str(REPO / 'configs/classification/iformer-t_1xb32_shapes.py')
+
+
+def _deploy(argv, capsys):
+    """tools/deploy.py in-process with --json; returns the report (the tool must exit 0)."""
+    rc = cli.main(argv + ['--json'])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err[-2000:]
+    return json.loads(captured.out)
+
+
+def _run_artifact(report, x):
+    """A fresh session of the written artifact (not the one the tool used)."""
+    session = TARGETS[report['target']].session(report['path'], 1, report['precision'])
+    return session(x.numpy())
+
+
+def _max_diff(got, want) -> float:
+    want = (want,) if isinstance(want, torch.Tensor) else want
+    return max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want))
+
+
+@pytest.fixture(scope='module')
+def classifiers(tmp_path_factory):
+    """Random T and M classifiers (randomised BN statistics) saved as mm checkpoints."""
+    folder = tmp_path_factory.mktemp('ckpt')
+    out = {}
+    for arch, seed in (('t', 0), ('m', 1)):
+        torch.manual_seed(seed)
+        model = randomize_bn(IFormerClassifier(arch, num_classes=10), seed).eval()
+        path = folder / f'{arch}.pth'
+        torch.save({'state_dict': model.state_dict()}, path)  # backbone.* / head.* (mm layout)
+        out[arch] = (model, str(path))
+    return out
+
+
+@pytest.mark.parametrize('target', RUNNABLE)
+@pytest.mark.parametrize('arch', ['t', 'm'])
+def test_fp32_classifier_equals_pytorch(classifiers, target, arch, tmp_path, capsys):
+    model, ckpt = classifiers[arch]
+    report = _deploy(['--model', arch, '--target', target, '--checkpoint', ckpt,
+                      '--resolution', '96', '--out-dir', str(tmp_path)], capsys)
+    assert report['outputs'] == {'logits': [1, 10]} and report['precision'] == 'fp32'
+    assert report['max_abs_diff_vs_torch'] <= TOL
+    x = torch.randn(2, 3, 96, 96)[:1]
+    with torch.no_grad():
+        want = model(x)
+    assert _max_diff(_run_artifact(report, x), want) <= TOL
+    stem = f'iformer_{arch}_classifier_96x96_{target}_fp32'
+    assert sorted(os.listdir(tmp_path)) == sorted([stem + TARGETS[target].suffix, stem + '.json'])
+    saved = json.loads((tmp_path / f'{stem}.json').read_text())
+    assert saved['preprocess']['mean'] == [123.675, 116.28, 103.53]
+    assert saved['versions'][TARGETS[target].packages[0]]
+    if target == 'executorch':
+        assert report['xnnpack_partitions'] == 1 and report['fully_delegated'], report
+    if target == 'openvino':
+        assert report['runtime']['precision_ran'] == 'f32'  # not the CPU's silent bf16 default
+
+
+@pytest.mark.parametrize('target', RUNNABLE)
+def test_fp32_windowed_backbone_equals_pytorch(target, tmp_path, capsys):
+    torch.manual_seed(2)
+    backbone = randomize_bn(IFormer('t', out_indices=(0, 1, 2, 3), window_size=16), 2).eval()
+    ckpt = tmp_path / 'backbone.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in backbone.state_dict().items()}}, ckpt)
+    report = _deploy(['--model', 't', '--task', 'backbone', '--target', target, '--checkpoint',
+                      str(ckpt), '--resolution', '192x256', '--out-dir', str(tmp_path / 'o')],
+                     capsys)
+    assert report['window_size'] == 16
+    assert report['outputs'] == {'feat_s4': [1, 32, 48, 64], 'feat_s8': [1, 64, 24, 32],
+                                 'feat_s16': [1, 128, 12, 16], 'feat_s32': [1, 256, 6, 8]}
+    x = torch.randn(1, 3, 192, 256)
+    with torch.no_grad():
+        want = backbone(x)
+    assert _max_diff(_run_artifact(report, x), want) <= TOL
+
+
+@pytest.fixture(scope='module')
+def segmentor(tmp_path_factory):
+    """The demo Semantic FPN config with random weights (randomised BN), saved as mmseg does."""
+    torch.manual_seed(0)
+    model = randomize_bn(build_segmentor(load_config(SEG_CONFIG)), 3)
+    path = tmp_path_factory.mktemp('seg') / 'seg.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return model.eval(), str(path)
+
+
+@pytest.mark.parametrize('target', RUNNABLE)
+def test_fp32_segmentor_equals_encode_decode(segmentor, target, tmp_path, capsys):
+    model, ckpt = segmentor
+    report = _deploy(['--model', 't', '--task', 'segmentor', '--target', target, '--config',
+                      SEG_CONFIG, '--checkpoint', ckpt, '--out-dir', str(tmp_path)], capsys)
+    assert report['resolution'] == [128, 128]  # from the config's data preprocessor
+    assert report['outputs'] == {'seg_logits': [1, 6, 128, 128]}
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():  # mmseg's own inference path, unfused
+        want = model.encode_decode(x, [dict(img_shape=(128, 128), ori_shape=(128, 128))])
+    assert _max_diff(_run_artifact(report, x), want) <= TOL
+
+
+def test_segmentor_argmax_output(segmentor, tmp_path, capsys):
+    model, ckpt = segmentor
+    report = _deploy(['--model', 't', '--task', 'segmentor', '--target', 'onnxruntime',
+                      '--config', SEG_CONFIG, '--checkpoint', ckpt, '--seg-output', 'argmax',
+                      '--out-dir', str(tmp_path)], capsys)
+    assert report['outputs'] == {'seg_map': [1, 128, 128]}
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        want = model.encode_decode(x, [dict(img_shape=(128, 128))]).argmax(1)
+    got = _run_artifact(report, x)[0]
+    assert got.dtype == np.int32 and np.mean(got == want.numpy()) > 0.999
+
+
+@pytest.fixture(scope='module')
+def calib_folder(tmp_path_factory):
+    from iformer_mm.datasets.shapes import make_classification
+    root = tmp_path_factory.mktemp('calib') / 'cls'
+    make_classification(root, num_train_per_class=4, num_val_per_class=2, image_size=64)
+    return root
+
+
+@pytest.mark.parametrize('target', RUNNABLE)
+def test_int8_is_calibrated_on_images_and_runs(classifiers, calib_folder, target, tmp_path,
+                                               capsys):
+    _, ckpt = classifiers['t']
+    report = _deploy(['--model', 't', '--target', target, '--precision', 'int8', '--checkpoint',
+                      ckpt, '--config', CLS_CONFIG, '--calib-data', str(calib_folder / 'train'),
+                      '--calib-size', '12', '--out-dir', str(tmp_path)], capsys)
+    assert report['calibration'] == {'source': str(calib_folder / 'train'), 'images': 12}
+    assert report['resolution'] == [64, 64]  # the config's centre crop
+    assert report['parity']['inputs'] == 9  # one random input + 8 calibration images
+    assert report['parity']['min_cosine'] > 0.9
+    if target == 'openvino':
+        assert 'i8' in report['runtime']['precision_ran'] or 'u8' in report['runtime']['precision_ran']
+    if target == 'executorch':
+        assert report['xnnpack_partitions'] == 1
+    if target == 'onnxruntime':
+        assert report['ops'].get('QuantizeLinear', 0) > 0 and report['ops'].get('DequantizeLinear')
+
+
+@pytest.mark.parametrize('precision', ['fp32', 'int8'])
+def test_coreml_converts_at_each_precision(precision, tmp_path, capsys):
+    report = _deploy(['--model', 't', '--target', 'coreml', '--precision', precision,
+                      '--resolution', '128', '--out-dir', str(tmp_path)], capsys)
+    assert report['model_type'] == 'mlProgram' and report['unexpected_ops'] == []
+    assert report['outputs'] == {'logits': [1, 1000]} and 'parity' not in report
+    if precision == 'int8':
+        assert report['spec_version'] >= 7  # iOS 16: int8 weights
+        assert report['ops'].get('constexpr_affine_dequantize', 0) + report['ops'].get(
+            'constexpr_blockwise_shift_scale', 0) > 0
+
+
+# -- bad input: one line, exit 2, nothing written ------------------------------------------------
+@pytest.mark.parametrize('argv, needle', [
+    (['--target', 'tensorrt'], "unknown target 'tensorrt'"),
+    (['--target', 'onnxruntime', '--precision', 'fp16'], 'cannot do --precision fp16'),
+    (['--target', 'executorch', '--precision', 'int4'], "unknown precision 'int4'"),
+    (['--target', 'openvino', '--precision', 'int8'], 'needs --calib-data'),
+    (['--target', 'openvino', '--precision', 'int8', '--calib-data', 'nowhere'],
+     '--calib-data nowhere does not exist'),
+    (['--target', 'onnxruntime', '--task', 'segmentor', '--config', 'nope.py'],
+     '--config nope.py does not exist'),
+    (['--target', 'onnxruntime', '--resolution', '100'], 'multiple of 32'),
+    (['--target', 'coreml', '--val-data', '.'], 'needs a target that runs here'),
+])
+def test_bad_input_is_one_line_and_writes_nothing(argv, needle, tmp_path, capsys):
+    out = tmp_path / 'out'
+    rc = cli.main(['--model', 't', '--out-dir', str(out)] + argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and needle in err[0], err
+    assert not out.exists()
+
+
+def test_checkpoint_of_another_variant_is_named(classifiers, tmp_path, capsys):
+    _, t_ckpt = classifiers['t']
+    rc = cli.main(['--model', 'm', '--target', 'onnxruntime', '--checkpoint', t_ckpt,
+                   '--out-dir', str(tmp_path / 'out')])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and 'iFormer-T' in err[0] and 'iFormer-M' in err[0], err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_script_reports_bad_target(tmp_path):
+    proc = run_tool('tools/deploy.py', '--model', 't', '--target', 'nope', '--out-dir',
+                    tmp_path / 'o', check=False, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "unknown target 'nope'" in lines[-1]
+    assert 'Traceback' not in proc.stderr and not (tmp_path / 'o').exists()
