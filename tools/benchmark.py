@@ -3,6 +3,9 @@
 
     python tools/benchmark.py --models t m l --out benchmarks/results.json
 Linux CPU numbers, not iPhone latencies. See benchmarks/README.md for the committed run.
+
+GPU training throughput, ours vs timm (JSON + Markdown; < 8 min on one GPU):
+    python tools/benchmark.py --train-throughput --device cuda --out benchmarks/gpu_train.json
 """
 import os
 import sys

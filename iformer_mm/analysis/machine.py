@@ -1,4 +1,4 @@
-"""Describe the machine a measurement ran on: package versions, CPU, threads, load, contention.
+"""Describe the machine a measurement ran on: package versions, CPU, GPU, threads, load, contention.
 
 Why one module: the demo's ``results.json`` and the benchmark's JSON both record where their
 numbers came from, and a number is only comparable with another from the same stack and host.
@@ -11,7 +11,9 @@ import contextlib
 import os
 import platform
 import resource
+import shutil
 import statistics
+import subprocess
 import time
 from importlib import metadata
 from typing import Any, Dict, List, Optional, Sequence
@@ -78,6 +80,51 @@ def environment(threads: int) -> Dict[str, Any]:
     if onnxruntime is not None:
         env['onnxruntime'] = onnxruntime
     return env
+
+
+def _nvidia_driver() -> Optional[str]:
+    """The NVIDIA driver version from ``nvidia-smi`` (torch does not report it); None if absent."""
+    exe = shutil.which('nvidia-smi')
+    if exe is None:
+        return None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run([exe, '--query-gpu=driver_version', '--format=csv,noheader'],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return out.strip().splitlines()[0].strip() or None
+    return None
+
+
+def gpu(device: torch.device) -> Optional[Dict[str, Any]]:
+    """Name, compute capability, memory, CUDA / cuDNN / driver versions of a CUDA ``device``.
+
+    None for a CPU device. The CUDA version is the one torch was built with (what its kernels
+    use); the driver must be at least as new, and is what ``nvidia-smi`` reports.
+    """
+    if device.type != 'cuda':
+        return None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    return {'name': props.name, 'index': index, 'count': torch.cuda.device_count(),
+            'capability': f'{props.major}.{props.minor}',
+            'memory_gib': round(props.total_memory / 2 ** 30, 1),
+            'multiprocessors': props.multi_processor_count,
+            'bf16_supported': bool(torch.cuda.is_bf16_supported()),
+            'cuda': torch.version.cuda, 'cudnn': torch.backends.cudnn.version(),
+            'driver': _nvidia_driver()}
+
+
+def accelerator_environment(device: torch.device, packages: Sequence[str]) -> Dict[str, Any]:
+    """What a CPU or GPU throughput depends on: host, versions, GPU, TF32 / cuDNN settings.
+
+    Why the TF32 flags: on Ampere and newer GPUs an "fp32" convolution runs in TF32 unless
+    ``torch.backends.cudnn.allow_tf32`` is off (torch's default: on for convolutions, off for
+    matmuls); an fp32 figure means little without them.
+    """
+    return {**host(), **versions(packages), 'device': str(device), 'gpu': gpu(device),
+            'torch_cuda_build': torch.version.cuda,
+            'tf32': {'cudnn_conv': torch.backends.cudnn.allow_tf32,
+                     'cuda_matmul': torch.backends.cuda.matmul.allow_tf32},
+            'cudnn_benchmark': torch.backends.cudnn.benchmark}
 
 
 def _cpu_busy_seconds() -> Optional[float]:
