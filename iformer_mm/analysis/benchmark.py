@@ -29,6 +29,7 @@ from ..models.backbones.iformer import IFormer
 from ..models.backbones.iformer_arch import parse_model_name
 from ..models.plain_classifier import IFormerClassifier
 from .machine import MachineMonitor, environment, package_version
+from .timing import interleaved_rounds
 
 # Published ImageNet-1k top-1 at 224 (docs/architecture.md); L2 is the distilled 450-epoch model.
 PUBLISHED_TOP1 = {'t': 74.1, 's': 78.8, 'm': 80.4, 'l': 81.9, 'l2': 83.9, 'h': 84.8}
@@ -202,17 +203,10 @@ def build_backend(name: str, case: Case, x: torch.Tensor, threads: int, tmp_dir:
 # Measuring
 # ----------------------------------------------------------------------------------------------
 def time_interleaved(runners: Dict[str, Runner], runs: int) -> Dict[str, List[float]]:
-    """Milliseconds per call of each runner, ``runs`` rounds, every round running each runner
-    once in a rotating order (so no runner always runs first and slow phases hit all alike)."""
-    times: Dict[str, List[float]] = {name: [] for name in runners}
-    order = list(runners)
-    for r in range(runs):
-        k = r % max(len(order), 1)
-        for name in order[k:] + order[:k]:
-            t0 = time.perf_counter()
-            runners[name]()
-            times[name].append((time.perf_counter() - t0) * 1e3)
-    return times
+    """Milliseconds per call of each CPU runner, ``runs`` interleaved rounds (see
+    :func:`.timing.interleaved_rounds`)."""
+    seconds = interleaved_rounds(runners, runs, 1, torch.device('cpu'))
+    return {name: [s * 1e3 for s in values] for name, values in seconds.items()}
 
 
 def ratio_stats(times_a: List[float], times_b: List[float]) -> Dict[str, float]:

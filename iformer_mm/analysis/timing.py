@@ -73,7 +73,9 @@ def peak_memory(step: Step, device: torch.device) -> Optional[Dict[str, float]]:
 def interleaved_rounds(steps: Dict[str, Step], rounds: int, calls_per_round: int,
                        device: torch.device, time_limit_s: Optional[float] = None
                        ) -> Dict[str, List[float]]:
-    """Seconds per round for each contender, timed interleaved (order alternates per round).
+    """Seconds per round for each contender, timed interleaved: every round runs each one, in
+    an order rotating per round (two contenders alternate), so no contender always runs first
+    and slow phases of a shared machine hit all alike.
 
     Stops after the first round that ends past ``time_limit_s`` (at least one round is always
     run), so a setting slower than planned cannot eat the whole run's budget.
@@ -82,7 +84,8 @@ def interleaved_rounds(steps: Dict[str, Step], rounds: int, calls_per_round: int
     times: Dict[str, List[float]] = {name: [] for name in names}
     t_start = time.perf_counter()
     for r in range(rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
+        k = r % max(len(names), 1)
+        for name in names[k:] + names[:k]:
             synchronize(device)
             t0 = time.perf_counter()
             for _ in range(calls_per_round):
