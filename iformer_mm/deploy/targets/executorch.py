@@ -9,7 +9,11 @@ the ops left outside the delegate, for the report.
 
 int8: PT2E post-training quantization with the XNNPACK quantizer (symmetric, per-channel
 weights), calibrated on real images; torch's own ``torch.ao`` PT2E moved to
-``torchao.quantization.pt2e`` (torchao 0.18).
+``torchao.quantization.pt2e`` (torchao 0.18). In int8 graphs the windowed backbone's zero padding
+(stage 2, when the map is not a multiple of the window) stays outside the delegate: XNNPACK 1.5.1
+accepts a quantized constant pad, then fails to initialise it when a permute follows
+(``xnn_status_invalid_parameter``; reproduced with conv -> pad -> permute -> conv), which is how
+windows are cut. The classifier has no pad and stays one partition.
 """
 from __future__ import annotations
 
@@ -42,6 +46,15 @@ def _quiet():
             lg.setLevel(level)
 
 
+def _partitioner(precision: str):
+    from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
+    from executorch.backends.xnnpack.partition.config.generic_node_configs import ConstantPadConfig
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    if precision != 'int8':
+        return XnnpackPartitioner()
+    return XnnpackPartitioner(configs=[c for c in ALL_PARTITIONER_CONFIGS if c is not ConstantPadConfig])
+
+
 def _quantize(model: torch.nn.Module, example: torch.Tensor, calibration) -> torch.nn.Module:
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
@@ -55,13 +68,19 @@ def _quantize(model: torch.nn.Module, example: torch.Tensor, calibration) -> tor
     return convert_pt2e(prepared)
 
 
+def _op_name(target) -> str:
+    """``aten.constant_pad_nd.default`` -> ``aten.constant_pad_nd`` (the op, not its overload)."""
+    parts = str(getattr(target, '__name__', target)).split('.')
+    return '.'.join(parts[:-1]) if len(parts) > 2 else '.'.join(parts)
+
+
 def delegation(edge_program) -> Dict[str, object]:
     """Partitions handed to XNNPACK and the operators left outside them."""
     graph = edge_program.exported_program().graph_module.graph
     calls = [n for n in graph.nodes if n.op == 'call_function']
     partitions = sum(1 for n in calls if 'call_delegate' in str(n.target))
     outside = collections.Counter(
-        str(getattr(n.target, '__name__', n.target)).split('.')[-1] for n in calls
+        _op_name(n.target) for n in calls
         if 'call_delegate' not in str(n.target) and 'getitem' not in str(n.target))
     return {'xnnpack_partitions': partitions, 'ops_outside_delegate': dict(outside.most_common()),
             'fully_delegated': partitions == 1 and not outside}
@@ -71,13 +90,12 @@ class ExecuTorchTarget(Target):
 
     def export(self, model, example, output_names, precision, calibration, path, input_name,
                metadata=None):
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
         with _quiet():
             if precision == 'int8':
                 model = _quantize(model, example, calibration)
             program = torch.export.export(model, (example,))
-            edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+            edge = to_edge_transform_and_lower(program, partitioner=[_partitioner(precision)])
             facts = delegation(edge)
             buffer = edge.to_executorch().buffer
         with open(path, 'wb') as f:
