@@ -16,7 +16,9 @@ register_mmengine_checkpoint_globals()
 from . import engine  # noqa: E402,F401  (optimizer constructors, hooks, atomic backend)
 from .models import IFormer  # noqa: E402  (and the mmpretrain heads when mmpretrain is there)
 from .zoo.mm_loader import register_url_loader  # noqa: E402
+from .zoo.model_hub import register_with_mmpretrain  # noqa: E402
 
 register_url_loader()
+register_with_mmpretrain()
 
 __all__ = ['__version__', 'IFormer']

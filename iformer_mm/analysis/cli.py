@@ -30,10 +30,13 @@ def flops_main(argv: Optional[List[str]] = None) -> int:
                    help='count the classifier (default) or the four-output backbone')
     p.add_argument('--window-size', type=int, default=0,
                    help='backbone only: stage-2 attention window (16 = published dense backbone)')
+    p.add_argument('--distilled', action='store_true',
+                   help='count the distilled classifier (second head; the fused MACs are the same)')
     p.add_argument('--json', action='store_true', help='print JSON rows instead of a table')
     args = p.parse_args(argv)
     try:
-        rows = [model_row(m, args.resolution, args.task, args.window_size) for m in args.models]
+        rows = [model_row(m, args.resolution, args.task, args.window_size, args.distilled)
+                for m in args.models]
     except ValueError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
