@@ -114,7 +114,6 @@ def download_checkpoint(url: str, dst: str, progress: Optional[bool] = None) -> 
     if progress is None:
         progress = sys.stderr.isatty()
     request = urllib.request.Request(url, headers={'User-Agent': f'iformer-mm/{__version__}'})
-    sys.stderr.write(f'Downloading {url} to {dst}\n')
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             _save(response, url, dst, progress)
@@ -144,6 +143,7 @@ def _save(response, url: str, dst: str, progress: bool) -> None:
     if problem:
         raise DownloadError(f'{url} did not give a PyTorch checkpoint ({problem}; Content-Type '
                             f'{kind or "not given"}); nothing was cached; {_by_hand(dst)}')
+    sys.stderr.write(f'Downloading {url} to {dst}\n')  # announced once the server answered
     bar = _ProgressBar(os.path.basename(dst), total) if progress else None
     with atomic_path(dst) as tmp:
         received = len(head)
