@@ -3,7 +3,6 @@
 _base_ = 'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['iformer_mm'], allow_failed_imports=False)
 
-backbone_checkpoint = 'https://github.com/ChuanyangZheng/iFormer/releases/download/v0.9/iFormer_t.pth'  # noqa: E501
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -12,5 +11,6 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         window_size=16,
         norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),
+        init_cfg=dict(type='Pretrained',  # downloaded once into the torch hub cache
+                      checkpoint='https://github.com/ChuanyangZheng/iFormer/releases/download/v0.9/iFormer_t.pth')),  # noqa: E501
     neck=dict(in_channels=[32, 64, 128, 256]))

@@ -133,10 +133,15 @@ class _Classification:
 
     def __call__(self, image: str):
         import mmcv
-        with tempfile.TemporaryDirectory() as tmp:  # mmpretrain only draws into a folder
-            result = self.inferencer(image, show_dir=tmp)[0]
-            picture = mmcv.imread(os.path.join(tmp, os.path.splitext(os.path.basename(image))[0]
-                                               + '.png'), channel_order='rgb')
+        from mmpretrain.utils import progress
+        shown, progress.disable_progress_bar = progress.disable_progress_bar, True  # one image
+        try:
+            with tempfile.TemporaryDirectory() as tmp:  # mmpretrain only draws into a folder
+                result = self.inferencer(image, show_dir=tmp)[0]
+                picture = mmcv.imread(os.path.join(
+                    tmp, os.path.splitext(os.path.basename(image))[0] + '.png'), channel_order='rgb')
+        finally:
+            progress.disable_progress_bar = shown
         scores = np.asarray(result['pred_scores'])
         classes = self.inferencer.classes
         top = np.argsort(-scores)[:3]

@@ -37,9 +37,10 @@ _HEADER = """\
 _CLS_NOTE = ('Top-1 is the published number (paper / official repository), not re-trained here; '
              f'Weights is the official {RELEASE} release file, read as it is. FLOPs (fused, '
              '224x224) and Parameters (unfused) measured with tools/flops.py.')
-_DENSE_NOTE = ('{metric}No {kind} checkpoint is released (by the authors or by iformer-mm): '
-               'Weights is the ImageNet backbone file the config initialises from. Backbone FLOPs '
-               '(fused, 512x512, 16x16 windows) and Parameters measured with tools/flops.py.')
+_DENSE_NOTE = ('{metric}iformer-mm releases no {kind} checkpoint (the v0.9 release files are '
+               'ImageNet classifiers): Weights is the backbone file the config initialises from. '
+               'Backbone FLOPs (fused, 512x512, 16x16 windows) and Parameters measured with '
+               'tools/flops.py.')
 _ARCHITECTURE = ['Convolution', 'Batch Normalization', 'Single-Head Modulation Attention',
                  'RepCPE']
 

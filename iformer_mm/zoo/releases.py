@@ -3,8 +3,8 @@
 One table, read by the metafile generator (:mod:`.metafiles`), the configs' tests and the docs,
 so a model name, its config, its weights and its published metric cannot disagree. Every number
 here is the paper's / official repository's (ICLR 2025, arXiv 2501.15369); none was re-trained
-in this project. Dense models: only the ImageNet backbone files are released; no Mask R-CNN or
-Semantic FPN checkpoint is published with them.
+in this project. Dense models: the v0.9 release files are the ImageNet classifiers the dense
+configs start from; iformer-mm publishes no Mask R-CNN or Semantic FPN checkpoint.
 """
 from __future__ import annotations
 
