@@ -8,8 +8,9 @@ Three layouts reach us:
   ``{'state_dict': ..., 'meta': ...}`` (format ``'mm'``);
 * a bare state_dict (format ``'raw'``).
 
-Everything is read with ``torch.load(weights_only=True)``; nothing pickled is executed. What the
-keys inside mean (published vs our names, which variant) is the model's business:
+Everything is read with ``torch.load(weights_only=True)``; nothing pickled is executed. A URL
+instead of a path is fetched once into the torch hub cache (:mod:`iformer_mm.zoo.download`), so
+every loader that reads through :func:`safe_load` takes both. What the keys inside mean (published vs our names, which variant) is the model's business:
 :mod:`iformer_mm.models.backbones.iformer_keys`.
 """
 from __future__ import annotations
@@ -22,22 +23,26 @@ from typing import Dict, List, Tuple
 
 import torch
 
+from .checkpoint_file import CheckpointError, header_problem
 from .fileio import atomic_open
 from .safe_globals import allow_release_file_globals
+from .zoo.download import resolve_checkpoint
 
 StateDict = Dict[str, torch.Tensor]
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and the problem."""
+__all__ = ['CheckpointError', 'StateDict', 'safe_load', 'find_state_dict', 'preview_keys',
+           'atomic_torch_save']
 
 
 # ----------------------------------------------------------------------------------------------
 # Safe loading
 # ----------------------------------------------------------------------------------------------
 def safe_load(path: str) -> dict:
-    """``torch.load(weights_only=True)`` with only the release-file allowlist; clear errors."""
-    path = os.fspath(path)
+    """``torch.load(weights_only=True)`` with only the release-file allowlist; clear errors.
+
+    ``path`` may be an http(s) URL: it is downloaded once into the cache and read from there.
+    """
+    path = resolve_checkpoint(os.fspath(path))
     if not os.path.exists(path):
         raise CheckpointError(f'checkpoint not found: {path}')
     if not os.path.isfile(path):
@@ -45,12 +50,12 @@ def safe_load(path: str) -> dict:
     if os.path.getsize(path) == 0:
         raise CheckpointError(f'checkpoint is empty (0 bytes): {path}')
     with open(path, 'rb') as f:
-        head = f.read(4)
-    # torch writes a zip archive (before 1.6: a pickle starting with PROTO 0x80); reject anything
-    # else before unpickling, where errors would be arbitrary or talk about weights_only
-    if not (head.startswith(b'PK\x03\x04') or head[:1] == b'\x80'):
-        raise CheckpointError(f'{path} is not a PyTorch checkpoint (neither a zip archive nor a '
-                              f'pickle: it starts with {head!r})')
+        head = f.read(16)
+    # reject anything else before unpickling, where errors would be arbitrary or talk about
+    # weights_only
+    problem = header_problem(head)
+    if problem:
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint ({problem})')
     try:
         with allow_release_file_globals():
             obj = torch.load(path, map_location='cpu', weights_only=True)

@@ -6,6 +6,10 @@
 * Published detection / segmentation files (mmdet / mmseg ``state_dict`` with the published
   backbone names under ``backbone.``) keep every key; only the backbone keys are renamed.
 
+:func:`mm_loadable_checkpoint` is the quick form for loaders that only need the weights
+(``tools/test.py``, ``tools/infer.py``): a path or URL in, a file mmengine's ``load_checkpoint``
+reads out.
+
 Optimizer state, epoch counters and the pickled ``args`` are dropped: the output holds tensors
 and plain Python values only, so it loads with ``torch.load(weights_only=True)`` and no allowlist.
 """
@@ -18,7 +22,7 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from .checkpoint import CheckpointError, StateDict, atomic_torch_save, safe_load
+from .checkpoint import CheckpointError, StateDict, atomic_torch_save, find_state_dict, safe_load
 from .models.backbones.iformer import IFormer
 from .models.backbones.iformer_arch import parse_model_name
 from .models.backbones.iformer_keys import (check_backbone_state, describe_backbone_state,
@@ -26,6 +30,7 @@ from .models.backbones.iformer_keys import (check_backbone_state, describe_backb
                                             is_official_backbone_key, official_to_mm,
                                             official_to_ours_key)
 from .version import __version__
+from .zoo.download import resolve_checkpoint
 
 
 def _plain(value: Any) -> Any:
@@ -147,3 +152,16 @@ def convert_checkpoint(src: str, dst: str, arch: Optional[str] = None,
                         'converted_by': f'iformer_mm {__version__}'})
     atomic_torch_save(out, dst)
     return out['meta']
+
+
+def mm_loadable_checkpoint(path_or_url: str, folder: str) -> str:
+    """A file for mmengine's ``load_checkpoint`` / ``load_from``: ``path_or_url`` itself (a URL
+    through the cache), or, for a published classification file, an mm-layout copy in ``folder``.
+    """
+    path = resolve_checkpoint(path_or_url)
+    state_dict, fmt = find_state_dict(safe_load(path), source=path_or_url)
+    if fmt != 'official':
+        return path
+    out = os.path.join(folder, 'converted_' + os.path.basename(path))
+    atomic_torch_save({'state_dict': official_to_mm(state_dict), 'meta': {'source': path_or_url}}, out)
+    return out

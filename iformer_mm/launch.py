@@ -6,7 +6,8 @@ as in each toolbox's own tools. Additions over those tools, each for a measured 
 * CPU runs of a config whose ``env_cfg.dist_cfg.backend`` is ``nccl`` switch to ``gloo``
   (one config for ``torchrun`` on GPUs and on CPU), and torchrun works without GPUs;
 * ``tools/test.py CONFIG iFormer_m.pth`` accepts a published classification file directly
-  (converted in memory to the mm layout; published det/seg files load as they are);
+  (converted in memory to the mm layout; published det/seg files load as they are), and a URL
+  (downloaded once into the torch hub cache, :mod:`iformer_mm.zoo.download`);
 * checkpoints are written atomically (:mod:`iformer_mm.engine.atomic_backend`);
 * checkpoints carry the random generators' state, so ``--resume`` continues exactly
   (:class:`iformer_mm.engine.hooks.RandomStateHook`);
@@ -23,7 +24,7 @@ import sys
 import tempfile
 from typing import Iterator, List, Optional, Sequence
 
-TOOLBOXES = ('mmpretrain', 'mmdet', 'mmseg')
+from .scope import TOOLBOXES
 _CPU_GROUP_USED = False  # set when this process ran a gloo group created by us
 
 
@@ -223,27 +224,17 @@ def train(argv: Optional[Sequence[str]] = None) -> None:
         _build_runner(cfg).train()
 
 
-def _published_to_mm_file(path: str, folder: str) -> str:
-    """Write an mm-layout copy of a published classification file; return its path."""
-    from .checkpoint import atomic_torch_save, find_state_dict, safe_load
-    from .models.backbones.iformer_keys import official_to_mm
-    ckpt = safe_load(path)
-    state_dict, fmt = find_state_dict(ckpt, source=path)
-    if fmt != 'official':
-        return path
-    out = osp.join(folder, 'converted_' + osp.basename(path))
-    atomic_torch_save({'state_dict': official_to_mm(state_dict), 'meta': {'source': path}}, out)
-    return out
-
-
 def test(argv: Optional[Sequence[str]] = None) -> dict:
     args = test_parser().parse_args(argv)
     cfg = load_config(args.config, args)
-    if not osp.isfile(args.checkpoint):
+    from .convert import mm_loadable_checkpoint
+    from .zoo.download import is_url
+    if not is_url(args.checkpoint) and not osp.isfile(args.checkpoint):
         raise LaunchError(f'checkpoint not found: {args.checkpoint}')
     check_data_paths(cfg, ['test_dataloader'])
     with tempfile.TemporaryDirectory() as tmp:
-        cfg.load_from = _published_to_mm_file(args.checkpoint, tmp)
+        # a URL is fetched once into the torch hub cache; a published file is converted
+        cfg.load_from = mm_loadable_checkpoint(args.checkpoint, tmp)
         if args.out:
             if not args.out.endswith(('.pkl', '.pickle')):
                 raise LaunchError(f'--out must end with .pkl, got {args.out}')

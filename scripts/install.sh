@@ -59,6 +59,10 @@ log "OpenMMLab toolboxes, timm, export tools"
 "${PIP[@]}" install -q "mmcv==$MMCV_VERSION" "mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2" \
     "mmpretrain==1.2.0" "timm>=1.0.31" "coremltools==9.0" onnx onnxruntime ftfy regex pycocotools \
     "setuptools<82" pytest matplotlib
+# openmim (`mim search iformer-mm`) is NOT installed: its dependency chain (opendatalab ->
+# openxlab) pins setuptools 60.2, packaging 24.2, requests 2.28, rich 13.4, tqdm, urllib3 1.26 and
+# filelock, i.e. it would downgrade this stack (pip install --dry-run openmim). For `mim search`
+# alone, `pip install --no-deps openmim colorama` is enough (tested: tests/test_model_index.py).
 log "iformer-mm (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 mmcv_has_ops || { echo "[install] ERROR: mmcv lost its ops during install" >&2; exit 1; }

@@ -27,3 +27,21 @@ def _no_leftover_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
+
+
+@pytest.fixture
+def loopback():
+    """A started :class:`tests.helpers.LoopbackServer` (127.0.0.1 only)."""
+    from .helpers import LoopbackServer
+    with LoopbackServer() as server:
+        yield server
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty TORCH_HOME for this test (and the tools it starts): the download cache is
+    ``torch_home / 'hub' / 'checkpoints'``."""
+    home = tmp_path / 'torch_home'
+    home.mkdir()
+    monkeypatch.setenv('TORCH_HOME', str(home))
+    return home

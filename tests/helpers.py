@@ -5,11 +5,15 @@ Fixtures stay in ``conftest.py``; everything a test imports comes from here.
 from __future__ import annotations
 
 import argparse
+import collections
 import copy
 import functools
+import http.server
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple, Union
 
@@ -88,6 +92,80 @@ def run_tool(*args, cwd: Path = REPO, threads: int = 1, check: bool = True,
         raise AssertionError(f'{argv[1:]} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
     return proc
+
+
+# ----------------------------------------------------------------------------------------------
+# Weights by URL: a loopback HTTP server (nothing in the tests reaches the internet)
+# ----------------------------------------------------------------------------------------------
+class LoopbackServer:
+    """HTTP on 127.0.0.1 (a free port) serving in-memory files; counts the GETs per path.
+
+    ``add(name, data)`` serves ``data`` at ``/name``; ``truncate_at`` announces the full length
+    but closes the connection after that many bytes (a cut-off transfer); ``pause_at`` sends
+    that many bytes, then waits for ``resume.set()`` (a download caught mid-way);
+    ``content_type`` e.g. ``'text/html'`` for an error page. Unknown paths get 404. Use as a
+    context manager.
+    """
+
+    def __init__(self):
+        self.files: Dict[str, Tuple[bytes, str, Optional[int], Optional[int]]] = {}
+        self.requests: collections.Counter = collections.Counter()
+        self.resume = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802  (http.server's name)
+                name = self.path.lstrip('/')
+                server.requests[name] += 1
+                if name not in server.files:
+                    self.send_error(404, 'Not Found')
+                    return
+                data, kind, cut, pause = server.files[name]
+                self.send_response(200)
+                self.send_header('Content-Type', kind)
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                if pause is not None:
+                    self.wfile.write(data[:pause])
+                    self.wfile.flush()
+                    server.resume.wait(60)
+                    data = data[pause:]
+                self.wfile.write(data if cut is None else data[:cut])
+                if cut is not None:
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def add(self, name: str, data: bytes, content_type: str = 'application/octet-stream',
+            truncate_at: Optional[int] = None, pause_at: Optional[int] = None) -> str:
+        self.files[name] = (data, content_type, truncate_at, pause_at)
+        return self.url(name)
+
+    def url(self, name: str) -> str:
+        return f'http://127.0.0.1:{self.port}/{name}'
+
+    def __enter__(self) -> 'LoopbackServer':
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.resume.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def closed_port_url(name: str = 'iFormer_t.pth') -> str:
+    """A loopback URL where nothing listens (connection refused: the offline case)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    return f'http://127.0.0.1:{port}/{name}'
 
 
 # ----------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ def test_recipe(variant):
 
     # model
     model = cfg.model
-    assert model.type == ('IFormerDistiller' if distilled else 'ImageClassifier')
+    assert model.type == ('IFormerDistiller' if distilled else 'IFormerImageClassifier')
     assert model.backbone == dict(type='IFormer', arch=arch, out_indices=(3, ),
                                   drop_path_rate=DROP_PATH[arch])
     assert model.neck == dict(type='GlobalAveragePooling')

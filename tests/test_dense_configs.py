@@ -16,6 +16,8 @@ from .helpers import (DIMS, VARIANTS, build_model, det_batch, det_config, load_d
                            num_params, seg_batch, seg_config, train_step)
 from iformer_mm import IFormer
 
+# the published release files the backbones start from (written out, not read from the package)
+RELEASE = 'https://github.com/ChuanyangZheng/iFormer/releases/download/v0.9/'
 CHECKPOINTS = {'t': 'iFormer_t.pth', 's': 'iFormer_s.pth', 'm': 'iFormer_m_distill.pth',
                'l': 'iFormer_l_distill.pth', 'l2': 'iFormer_l2_distill.pth'}
 SIZE = 128
@@ -36,7 +38,7 @@ def test_det_config_hyperparameters(variant):
     raw = Config.fromfile(str(det_config(variant)))
     _check_backbone_cfg(cfg, variant)
     assert raw.model.backbone.init_cfg == dict(type='Pretrained',
-                                               checkpoint=f'checkpoints/{CHECKPOINTS[variant]}')
+                                               checkpoint=RELEASE + CHECKPOINTS[variant])
     assert cfg.model.neck.in_channels == DIMS[variant]
     assert (cfg.model.neck.out_channels, cfg.model.neck.num_outs) == (256, 5)
     assert cfg.default_scope == 'mmdet' and cfg.model.type == 'MaskRCNN'
@@ -60,7 +62,7 @@ def test_seg_config_hyperparameters(variant):
     raw = Config.fromfile(str(seg_config(variant)))
     _check_backbone_cfg(cfg, variant)
     assert raw.model.backbone.init_cfg == dict(type='Pretrained',
-                                               checkpoint=f'checkpoints/{CHECKPOINTS[variant]}')
+                                               checkpoint=RELEASE + CHECKPOINTS[variant])
     assert cfg.model.pretrained is None
     assert cfg.model.neck.in_channels == DIMS[variant]
     assert (cfg.model.neck.out_channels, cfg.model.neck.num_outs) == (256, 4)

@@ -2,6 +2,7 @@
 """Convert a published iFormer checkpoint to an mm-format file.
 
     python tools/convert_official.py iFormer_m.pth iformer-m_in1k.pth [--arch m] [--ema]
+    python tools/convert_official.py RELEASE_URL/iFormer_m.pth iformer-m_in1k.pth   # a URL works too
 
 Classification release files become {'state_dict': {backbone.*, head.*}, 'meta'} for the
 configs/classification models; published mmdet / mmseg files keep all keys with the backbone
@@ -14,10 +15,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from iformer_mm.cli_warnings import quiet_known_warnings  # noqa: E402
+
+quiet_known_warnings()
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('src', help='published .pth (classification, detection or segmentation)')
+    parser.add_argument('src', help='published .pth (classification, detection or segmentation), '
+                                    'or its URL (downloaded once into the torch hub cache)')
     parser.add_argument('dst', help='output .pth (written atomically)')
     parser.add_argument('--arch', help='expected variant (t, s, m, l, l2, h): refuse other ones')
     parser.add_argument('--ema', action='store_true',

@@ -5,11 +5,12 @@ See ``python tools/demo.py --help`` and :mod:`iformer_mm.demo`.
 """
 import os.path as osp
 import sys
-import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-# mmengine 0.10 imports pkg_resources, whose deprecation notice would precede every message
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+
+from iformer_mm.cli_warnings import quiet_known_warnings  # noqa: E402
+
+quiet_known_warnings()
 
 from iformer_mm.demo import main  # noqa: E402
 

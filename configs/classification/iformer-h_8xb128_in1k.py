@@ -1,5 +1,7 @@
 # iFormer-H, ImageNet-1k, 300 epochs, batch 1024 (8 GPUs x 128), AdamW lr 8e-3, drop path 0.6,
 # layer scale 1e-6 (arch default), EMA 0.9999: 84.8 top-1 published.
+# Published weights (evaluate: python tools/test.py CONFIG URL):
+# https://github.com/ChuanyangZheng/iFormer/releases/download/v0.9/iFormer_h.pth
 _base_ = ['./_base_/iformer_in1k.py']
 
 model = dict(backbone=dict(arch='h', drop_path_rate=0.6), head=dict(in_channels=768))

@@ -2,6 +2,7 @@
 # Backbone init: iFormer_l2_distill.pth (distilled ImageNet-1k, 83.9 top-1; the only L2 release).
 _base_ = ['./_base_/fpn_iformer_8xb4-40k_ade20k-512x512.py']
 
+backbone_checkpoint = 'https://github.com/ChuanyangZheng/iFormer/releases/download/v0.9/iFormer_l2_distill.pth'  # noqa: E501
 model = dict(
-    backbone=dict(arch='l2', init_cfg=dict(checkpoint='checkpoints/iFormer_l2_distill.pth')),
+    backbone=dict(arch='l2', init_cfg=dict(checkpoint=backbone_checkpoint)),
     neck=dict(in_channels=[64, 128, 256, 512]))

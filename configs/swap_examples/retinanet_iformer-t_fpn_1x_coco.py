@@ -12,5 +12,6 @@ model = dict(
         out_indices=(0, 1, 2, 3),      # strides 4, 8, 16, 32
         window_size=16,                # windowed stage-2 attention, as the published detectors
         norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/iFormer_t.pth')),
+        init_cfg=dict(type='Pretrained',  # downloaded once into the torch hub cache
+                      checkpoint='https://github.com/ChuanyangZheng/iFormer/releases/download/v0.9/iFormer_t.pth')),  # noqa: E501
     neck=dict(in_channels=[32, 64, 128, 256]))  # iFormer-T dims

@@ -13,6 +13,7 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         window_size=16,
         norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/iFormer_t.pth')),
+        init_cfg=dict(type='Pretrained',  # downloaded once into the torch hub cache
+                      checkpoint='https://github.com/ChuanyangZheng/iFormer/releases/download/v0.9/iFormer_t.pth')),  # noqa: E501
     decode_head=dict(in_channels=[32, 64, 128, 256]),  # iFormer-T dims, all four stages
     auxiliary_head=dict(in_channels=128))              # dims[2] (the head reads stage 2)

@@ -34,10 +34,13 @@ def flops_main(argv: Optional[List[str]] = None) -> int:
                    help='count the classifier (default) or the four-output backbone')
     p.add_argument('--window-size', type=int, default=0,
                    help='backbone only: stage-2 attention window (16 = published dense backbone)')
+    p.add_argument('--distilled', action='store_true',
+                   help='count the distilled classifier (second head; the fused MACs are the same)')
     p.add_argument('--json', action='store_true', help='print JSON rows instead of a table')
     args = p.parse_args(argv)
     try:
-        rows = [model_row(m, args.resolution, args.task, args.window_size) for m in args.models]
+        rows = [model_row(m, args.resolution, args.task, args.window_size, args.distilled)
+                for m in args.models]
     except ValueError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
@@ -128,6 +131,8 @@ def bench_main(argv: Optional[List[str]] = None) -> int:
 
     if '--train-throughput' in (sys.argv[1:] if argv is None else argv):
         return train_throughput_main(argv)
+    if '--deploy' in (sys.argv[1:] if argv is None else argv):
+        return deploy_bench_main(argv)
     import torch
 
     from ..fileio import OutputError, atomic_write_text, prepare_out_dir
@@ -405,4 +410,71 @@ def train_throughput_main(argv: Optional[List[str]] = None) -> int:
         print('error: ours and timm did not compute the same thing for some models (see '
               '"checks"); their settings were not measured', file=sys.stderr)
         return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# tools/benchmark.py --deploy: exported-model latency per runtime
+# ----------------------------------------------------------------------------------------------
+def deploy_bench_parser() -> argparse.ArgumentParser:
+    from .deploy_benchmark import DEPLOY_TARGETS
+    p = argparse.ArgumentParser(
+        prog='benchmark.py --deploy',
+        description='Latency of the exported classifier on each CPU runtime: our fused export vs '
+                    "timm's model exported the same way, and our int8 vs fp32; interleaved in "
+                    'one process. Linux CPU numbers, not phone latencies.')
+    p.add_argument('--deploy', action='store_true', required=True)
+    p.add_argument('--models', nargs='+', default=['t', 'm'], help=f'variants: {valid_model_names()}')
+    p.add_argument('--targets', nargs='+', default=list(DEPLOY_TARGETS), choices=DEPLOY_TARGETS,
+                   metavar='TARGET', help=f'default: {" ".join(DEPLOY_TARGETS)}')
+    p.add_argument('--resolution', type=_resolution, default=224)
+    p.add_argument('--threads', type=_positive, default=1,
+                   help='intra-op threads of every runtime (ExecuTorch: process-wide; default 1)')
+    p.add_argument('--runs', type=_positive, default=30)
+    p.add_argument('--warmup', type=int, default=5)
+    p.add_argument('--out', required=True, help='results JSON (atomic write; Markdown beside)')
+    p.add_argument('--plot', nargs='*', default=None, metavar='RESULTS_JSON',
+                   help='with --out PNG: draw these results files side by side, then exit')
+    return p
+
+
+def deploy_bench_main(argv: Optional[List[str]] = None) -> int:
+    import os
+    import shlex
+
+    from ..fileio import OutputError, atomic_write_text, prepare_out_dir
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = deploy_bench_parser().parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    from . import deploy_benchmark as bench
+    try:
+        if args.plot is not None:
+            docs = []
+            for path in args.plot:
+                with open(path) as f:
+                    docs.append(json.load(f))
+            prepare_out_dir(os.path.dirname(os.path.abspath(args.out)), '--out')
+            bench.plot(docs, args.out)
+            print(f'wrote {args.out}')
+            return 0
+        for m in args.models:
+            parse_model_name(m)
+        if args.warmup < 0:
+            raise ValueError(f'--warmup must be >= 0, got {args.warmup}')
+        prepare_out_dir(os.path.dirname(os.path.abspath(args.out)), '--out')
+    except (ValueError, OSError, OutputError, KeyError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    doc = bench.run_deploy_benchmark(args.models, args.targets, args.resolution, args.threads,
+                                     args.runs, args.warmup)
+    doc['command'] = 'python tools/benchmark.py ' + ' '.join(shlex.quote(a) for a in argv)
+    atomic_write_text(args.out, json.dumps(doc, indent=1) + '\n')
+    table = os.path.splitext(args.out)[0] + '.md'
+    atomic_write_text(table, bench.markdown(doc))
+    print(f'wrote {args.out} and {table}')
+    for row in doc['summary']:
+        print(f"  {row['target']:<12} {row['model']}: ours/timm fp32 {row['ours_vs_timm_fp32']}, "
+              f"int8/fp32 {row['int8_vs_fp32']}")
     return 0

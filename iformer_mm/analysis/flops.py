@@ -49,24 +49,28 @@ def count_macs(model: torch.nn.Module, resolution: Tuple[int, int] = (224, 224))
 
 
 def model_row(name: str, resolution: int = 224, task: str = 'classifier',
-              window_size: int = 0) -> Dict[str, object]:
+              window_size: int = 0, distilled: bool = False) -> Dict[str, object]:
     """One JSON row: ``{"model", "resolution", "params", "gmacs"}`` (params as a count; also
-    ``params_m`` in millions and GMACs per op type).
+    ``params_m`` in millions, ``macs`` as an exact count and GMACs per op type).
 
-    ``params`` always counts the classifier (1000 classes); ``task='backbone'`` counts the MACs of
-    the four-output backbone instead (``window_size`` 16 = the published dense backbone).
+    ``params`` always counts the classifier (1000 classes; ``distilled``: with the second,
+    distillation head, whose fused form adds no MACs); ``task='backbone'`` counts the MACs of the
+    four-output backbone instead (``window_size`` 16 = the published dense backbone) and adds
+    ``backbone_params``.
     """
     arch, _ = parse_model_name(name)
-    classifier = IFormerClassifier(arch, num_classes=1000)
+    classifier = IFormerClassifier(arch, num_classes=1000, distilled=distilled)
     params = count_params(classifier)
     model = (classifier if task == 'classifier'
              else IFormer(arch, out_indices=(0, 1, 2, 3), window_size=window_size))
+    backbone_params = count_params(model) if task != 'classifier' else None
     macs = count_macs(model, (resolution, resolution))
-    row: Dict[str, object] = {'model': f'iformer_{arch}', 'resolution': resolution,
-                              'params': params, 'gmacs': round(sum(macs.values()) / 1e9, 4),
-                              'params_m': round(params / 1e6, 3)}
+    row: Dict[str, object] = {'model': f'iformer_{arch}' + ('_distilled' if distilled else ''),
+                              'resolution': resolution, 'params': params,
+                              'gmacs': round(sum(macs.values()) / 1e9, 4),
+                              'params_m': round(params / 1e6, 3), 'macs': sum(macs.values())}
     if task != 'classifier':
-        row.update(task=task, window_size=window_size)
+        row.update(task=task, window_size=window_size, backbone_params=backbone_params)
     elif arch in README_GMACS and resolution == 224:
         row['note'] = (f'the published README says {README_GMACS[arch]:.2f} GMACs; the published '
                        f"code computes {row['gmacs']:.2f} (measured here)")
@@ -78,7 +82,7 @@ def format_table(rows: List[Dict[str, object]]) -> str:
     """Human-readable table with the published figures and notes where they differ."""
     lines = [f"{'model':<12}{'res':>5}{'params (M)':>12}{'GMACs':>9}{'code ref':>10}  note"]
     for row in rows:
-        arch = str(row['model'])[len('iformer_'):]
+        arch = str(row['model'])[len('iformer_'):].replace('_distilled', '')
         ref = REFERENCE_224.get(arch) if row['resolution'] == 224 else None
         note = ''
         if arch in README_GMACS and row['resolution'] == 224:

@@ -13,7 +13,8 @@ _base_ = [
 custom_imports = dict(imports=['iformer_mm'], allow_failed_imports=False)
 
 model = dict(
-    type='ImageClassifier',
+    # mmpretrain's ImageClassifier that `inference_model` also recognises when built from a config
+    type='IFormerImageClassifier',
     backbone=dict(type='IFormer', arch='t', out_indices=(3, ), drop_path_rate=0.),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(

@@ -11,6 +11,7 @@ _base_ = [
 ]
 custom_imports = dict(imports=['iformer_mm'], allow_failed_imports=False)
 
+backbone_checkpoint = 'https://github.com/ChuanyangZheng/iFormer/releases/download/v0.9/iFormer_t.pth'  # noqa: E501
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -20,7 +21,7 @@ model = dict(
         window_size=16,
         norm_eval=True,
         drop_path_rate=0.,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/iFormer_t.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),
     neck=dict(in_channels=[32, 64, 128, 256], out_channels=256, num_outs=5))
 
 optim_wrapper = dict(

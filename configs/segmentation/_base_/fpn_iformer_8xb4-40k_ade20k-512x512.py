@@ -14,6 +14,7 @@ _base_ = [
 custom_imports = dict(imports=['iformer_mm'], allow_failed_imports=False)
 
 crop_size = (512, 512)
+backbone_checkpoint = 'https://github.com/ChuanyangZheng/iFormer/releases/download/v0.9/iFormer_t.pth'  # noqa: E501
 model = dict(
     pretrained=None,  # the ResNet base sets 'open-mmlab://resnet50_v1c'; iFormer uses init_cfg
     data_preprocessor=dict(size=crop_size),
@@ -25,7 +26,7 @@ model = dict(
         window_size=16,
         norm_eval=True,
         drop_path_rate=0.,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/iFormer_t.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),
     neck=dict(in_channels=[32, 64, 128, 256], out_channels=256, num_outs=4),
     decode_head=dict(channels=128, dropout_ratio=0.1, num_classes=150))
 

@@ -32,6 +32,7 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath
 
 from ...registry import MODELS
+from ...zoo.download import resolve_on_rank_zero_first
 from .fused_cpu_ops import use_fused_kernels
 from .iformer_arch import NUM_STAGES, resolve_arch
 from .iformer_fused import RunBlock, run_fused, run_plain
@@ -513,11 +514,13 @@ class IFormer(BaseModule):
         """Random init, or ``init_cfg=dict(type='Pretrained', checkpoint=...)`` via our loader.
 
         Our loader detects the published / mm formats, renames keys, and loads the backbone
-        strictly (mmengine's generic loader would silently skip mismatched keys).
+        strictly (mmengine's generic loader would silently skip mismatched keys). A URL is
+        downloaded once into the torch hub cache (rank 0 first in a distributed run).
         """
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_backbone_weights(self, cfg['checkpoint'], prefix=cfg.get('prefix'))
+            path = resolve_on_rank_zero_first(cfg['checkpoint'])
+            load_backbone_weights(self, path, prefix=cfg.get('prefix'))
             self._is_init = True
             return
         super().init_weights()

@@ -17,13 +17,14 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..heads import IFormerDistillHead
+from .image_classifier import ImageClassificationMetainfo
 from .teacher import CONFIG_KEY, build_teacher
 
 _TEACHER_KEYS = ('arch', 'checkpoint', 'num_classes')
 
 
 @MODELS.register_module()
-class IFormerDistiller(ImageClassifier):
+class IFormerDistiller(ImageClassificationMetainfo, ImageClassifier):
     """:class:`ImageClassifier` with an :class:`IFormerDistillHead` and a timm teacher.
 
     Args:

@@ -1,4 +1,4 @@
-"""The distillation teacher: a timm classifier with weights read safely from a local file.
+"""The distillation teacher: a timm classifier with weights read safely from a file or URL.
 
 Why a separate module: the teacher is built only when training starts (evaluation never needs
 it) and must be loaded without unpickling arbitrary code, whatever format the file has (DeiT's
@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from ...checkpoint import CheckpointError
 from ...checkpoint import safe_load
+from ...zoo.download import is_url, resolve_on_rank_zero_first
 
 StateDict = Dict[str, torch.Tensor]
 CONFIG_KEY = 'model.teacher'
@@ -90,8 +91,10 @@ def build_teacher(arch: str, checkpoint: Optional[str], num_classes: int) -> nn.
     import timm
     if not checkpoint:
         raise ValueError(f'{CONFIG_KEY}.checkpoint is not set: hard distillation needs the '
-                         f'trained {arch!r} teacher weights (a local .pth path)')
+                         f'trained {arch!r} teacher weights (a local .pth path or a URL)')
     path = os.path.expanduser(os.fspath(checkpoint))
+    if is_url(path):  # downloaded once into the torch hub cache
+        path = resolve_on_rank_zero_first(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'teacher checkpoint not found: {path} (from '
                                 f'{CONFIG_KEY}.checkpoint; download the {arch!r} teacher weights '

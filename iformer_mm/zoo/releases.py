@@ -1,0 +1,116 @@
+"""What the iFormer authors published (release v0.9): weight files, their URLs, the paper's numbers.
+
+One table, read by the metafile generator (:mod:`.metafiles`), the configs' tests and the docs,
+so a model name, its config, its weights and its published metric cannot disagree. Every number
+here is the paper's / official repository's (ICLR 2025, arXiv 2501.15369); none was re-trained
+in this project. Dense models: the v0.9 release files are the ImageNet classifiers the dense
+configs start from; iformer-mm publishes no Mask R-CNN or Semantic FPN checkpoint.
+"""
+from __future__ import annotations
+
+from typing import Dict, NamedTuple, Optional, Tuple
+
+RELEASE = 'v0.9'
+RELEASE_URL = f'https://github.com/ChuanyangZheng/iFormer/releases/download/{RELEASE}/'
+CODE_URL = 'https://github.com/ChuanyangZheng/iFormer'
+PAPER = {'Title': 'iFormer: Integrating ConvNet and Transformer for Mobile Application',
+         'URL': 'https://arxiv.org/abs/2501.15369'}
+#: DeiT's RegNetY-160, the distillation teacher of the published distilled models
+TEACHER_URL = 'https://dl.fbaipublicfiles.com/deit/regnety_160-a5fe301d.pth'
+
+#: variant -> release file names (the L2 release is distilled only)
+RELEASE_FILES: Dict[str, Tuple[str, ...]] = {
+    't': ('iFormer_t.pth',),
+    's': ('iFormer_s.pth',),
+    'm': ('iFormer_m.pth', 'iFormer_m_distill.pth'),
+    'l': ('iFormer_l.pth', 'iFormer_l_distill.pth'),
+    'l2': ('iFormer_l2_distill.pth',),
+    'h': ('iFormer_h.pth',),
+}
+
+
+def release_url(file_name: str) -> str:
+    """The download URL of a release file, e.g. ``release_url('iFormer_m.pth')``."""
+    if not any(file_name in files for files in RELEASE_FILES.values()):
+        raise ValueError(f'{file_name!r} is not an iFormer {RELEASE} release file; expected one of '
+                         + ', '.join(f for files in RELEASE_FILES.values() for f in files))
+    return RELEASE_URL + file_name
+
+
+def best_backbone_file(variant: str) -> str:
+    """The release file the dense configs start from: the distilled one where it exists."""
+    files = RELEASE_FILES[variant]
+    return files[-1]
+
+
+class Classifier(NamedTuple):
+    """One published ImageNet-1k classifier."""
+    name: str                 # OpenMMLab-style model name (mmpretrain.get_model)
+    variant: str
+    distilled: bool
+    config: str               # relative to the repository root
+    weights: str              # release file name
+    top1: float               # published ImageNet-1k top-1 (%)
+    epochs: int
+    batch_size: int
+
+
+def _cls(variant: str, distilled: bool, top1: float, epochs: int = 300,
+         batch_size: int = 4096) -> Classifier:
+    tag = f'iformer-{variant}' + ('-distilled' if distilled else '')
+    schedule = '8xb128' if variant == 'h' else '8xb512'
+    return Classifier(
+        name=f'{tag}_in1k', variant=variant, distilled=distilled,
+        config=f'configs/classification/{tag}_{schedule}_in1k.py',
+        weights=f'iFormer_{variant}' + ('_distill' if distilled else '') + '.pth',
+        top1=top1, epochs=epochs, batch_size=batch_size)
+
+
+CLASSIFIERS: Tuple[Classifier, ...] = (
+    _cls('t', False, 74.1),
+    _cls('s', False, 78.8),
+    _cls('m', False, 80.4),
+    _cls('m', True, 81.1),
+    _cls('l', False, 81.9),
+    _cls('l', True, 82.7),
+    _cls('l2', True, 83.9, epochs=450),
+    _cls('h', False, 84.8, batch_size=1024),
+)
+
+
+class DenseModel(NamedTuple):
+    """A published dense recipe (backbone initialised from a release file)."""
+    name: str
+    task: str                 # 'detection' or 'segmentation'
+    variant: str
+    config: str
+    backbone_weights: str     # release file the backbone starts from
+    metrics: Optional[Dict[str, float]]  # published numbers; None: none were published
+
+
+_DET_METRICS = {'m': (40.8, 37.9), 'l': (42.2, 39.1), 'l2': (44.6, 41.1)}
+_SEG_METRICS = {'m': 42.4, 'l': 44.5, 'l2': 46.2}
+DENSE_VARIANTS = ('t', 's', 'm', 'l', 'l2')
+
+
+def _det(variant: str) -> DenseModel:
+    name = f'mask-rcnn_iformer-{variant}_fpn_1x_coco'
+    box_mask = _DET_METRICS.get(variant)
+    return DenseModel(name=name, task='detection', variant=variant,
+                      config=f'configs/detection/{name}.py',
+                      backbone_weights=best_backbone_file(variant),
+                      metrics=None if box_mask is None else {'box AP': box_mask[0],
+                                                             'mask AP': box_mask[1]})
+
+
+def _seg(variant: str) -> DenseModel:
+    name = f'fpn_iformer-{variant}_8xb4-40k_ade20k-512x512'
+    miou = _SEG_METRICS.get(variant)
+    return DenseModel(name=name, task='segmentation', variant=variant,
+                      config=f'configs/segmentation/{name}.py',
+                      backbone_weights=best_backbone_file(variant),
+                      metrics=None if miou is None else {'mIoU': miou})
+
+
+DETECTORS: Tuple[DenseModel, ...] = tuple(_det(v) for v in DENSE_VARIANTS)
+SEGMENTORS: Tuple[DenseModel, ...] = tuple(_seg(v) for v in DENSE_VARIANTS)
