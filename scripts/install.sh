@@ -55,10 +55,16 @@ if ! mmcv_has_ops; then
 fi
 mmcv_has_ops || { echo "[install] ERROR: mmcv $MMCV_VERSION is installed without compiled ops (mmcv._ext missing)" >&2; exit 1; }
 
-log "OpenMMLab toolboxes, timm, export tools"
+log "OpenMMLab toolboxes, timm, deployment runtimes"
+# Deployment runtimes, pinned to the versions measured beside torch 2.14.1 (tools/deploy.py runs
+# every artifact in its runtime, so the tests exercise each). LiteRT (litert-torch) is left out:
+# it pulls transformers, which makes mmpretrain import its multimodal models (transformers 5.x
+# breaks them), and needs downgrades of typing_extensions, huggingface_hub, tokenizers, anyio and
+# cattrs (README, "Deploy it").
 "${PIP[@]}" install -q "mmcv==$MMCV_VERSION" "mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2" \
-    "mmpretrain==1.2.0" "timm>=1.0.31" "coremltools==9.0" onnx onnxruntime ftfy regex pycocotools \
-    "setuptools<82" pytest matplotlib
+    "mmpretrain==1.2.0" "timm>=1.0.31" "coremltools==9.0" "onnx==1.23.2" "onnxruntime==1.31.1" \
+    "openvino==2026.4.1" "nncf==3.4.0" "executorch==1.5.1" "torchao==0.18.0" \
+    ftfy regex pycocotools "setuptools<82" pytest matplotlib
 # openmim (`mim search iformer-mm`) is NOT installed: its dependency chain (opendatalab ->
 # openxlab) pins setuptools 60.2, packaging 24.2, requests 2.28, rich 13.4, tqdm, urllib3 1.26 and
 # filelock, i.e. it would downgrade this stack (pip install --dry-run openmim). For `mim search`
@@ -68,7 +74,9 @@ log "iformer-mm (editable)"
 mmcv_has_ops || { echo "[install] ERROR: mmcv lost its ops during install" >&2; exit 1; }
 "$VENV/bin/python" - <<'PY'
 import mmcv, mmdet, mmseg, mmpretrain, mmengine, torch, torchvision, timm
+import onnxruntime, openvino, nncf, executorch.runtime, torchao, coremltools  # noqa: F401
 print('[install] ok: torch', torch.__version__, 'torchvision', torchvision.__version__, 'mmengine', mmengine.__version__,
       'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__,
-      'mmpretrain', mmpretrain.__version__, 'timm', timm.__version__)
+      'mmpretrain', mmpretrain.__version__, 'timm', timm.__version__, 'onnxruntime', onnxruntime.__version__,
+      'openvino', openvino.__version__.split('-')[0], 'nncf', nncf.__version__, 'torchao', torchao.__version__)
 PY

@@ -77,8 +77,7 @@ def measure_runtime(target_name: str, arch: str, resolution: int, threads: int, 
             row.update(status='ok', **{k: info[k] for k in ('xnnpack_partitions',
                                                             'ops_outside_delegate') if k in info})
             facts = target.runtime_facts(path, threads, precision)
-            if facts.get('precision_ran'):
-                row['precision_ran'] = facts['precision_ran']
+            row['precision_ran'] = facts.get('precision_ran') or info.get('precision_ran')
         except Exception as e:  # record and go on: one runtime's failure is a result too
             row.update(status='failed', error=f'{type(e).__name__}: {str(e).splitlines()[0]}'[:300])
             log(f'    {name}: FAILED ({row["error"]})')
