@@ -22,6 +22,7 @@ import torch
 from mmengine.config import Config
 
 import iformer_mm  # noqa: F401  (registers the models)
+from iformer_mm.analysis.train_throughput import random_bn_statistics
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,17 +34,18 @@ PY = sys.executable
 # ----------------------------------------------------------------------------------------------
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give every BatchNorm non-trivial statistics and affine params, so fusion and key
-    conversion errors cannot hide behind identity BNs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
-    return model
+    conversion errors cannot hide behind identity BNs (the benchmark's own function)."""
+    return random_bn_statistics(model, seed)
+
+
+def release_file(folder: Path, seed: int) -> Tuple[torch.nn.Module, Path]:
+    """A random iFormer-T classifier (randomised BN) and a release-format file of it."""
+    from iformer_mm.models.plain_classifier import IFormerClassifier
+    torch.manual_seed(seed)
+    model = randomize_bn(IFormerClassifier('t', num_classes=1000), seed).eval()
+    path = Path(folder) / 'iFormer_t.pth'
+    write_release_file(model, 't', path)
+    return model, path
 
 
 def timm_twin(source: Union[torch.nn.Module, Mapping, str, Path], arch: str,

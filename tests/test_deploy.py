@@ -226,7 +226,7 @@ INT8_TARGETS = ('openvino', 'onnxruntime', 'executorch')
 def demo_models(tmp_path_factory):
     """The ``make demo`` classifier and Semantic FPN (seed 0), trained here on generated data."""
     base = tmp_path_factory.mktemp('demo')
-    run_tool('tools/demo.py', '--tasks', 'seg', '--out-dir', base / 'out', '--data-root',
+    run_tool(REPO / 'tools' / 'demo.py', '--tasks', 'seg', '--out-dir', base / 'out', '--data-root',
              base / 'data', cwd=base, threads=2, timeout=3600)
     work = base / 'out' / 'work_dirs'
     return dict(data=base / 'data', cls=str(work / 'cls' / 'epoch_4.pth'),

@@ -19,17 +19,13 @@ from iformer_mm.models.backbones.iformer import IFormer
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
 from iformer_mm.zoo.download import DownloadError, cache_dir, resolve_checkpoint
 
-from .helpers import closed_port_url, randomize_bn, write_release_file
+from .helpers import closed_port_url, release_file
 
 
 @pytest.fixture(scope='module')
 def t_release(tmp_path_factory):
     """(our backbone, bytes of a release-format iFormer-T classifier file)."""
-    from iformer_mm.models.plain_classifier import IFormerClassifier
-    torch.manual_seed(0)
-    model = randomize_bn(IFormerClassifier('t', num_classes=1000)).eval()
-    path = tmp_path_factory.mktemp('release') / 'iFormer_t.pth'
-    write_release_file(model, 't', path)
+    model, path = release_file(tmp_path_factory.mktemp('release'), seed=0)
     return model, path.read_bytes()
 
 

@@ -15,10 +15,9 @@ import torch
 
 from iformer_mm.datasets.shapes import make_classification, make_coco
 from iformer_mm.models.backbones.iformer_keys import extract_backbone_state, ours_to_official
-from iformer_mm.models.plain_classifier import IFormerClassifier
 
-from .helpers import (REPO, build_classifier, closed_port_url, randomize_bn, run_tool,
-                      tiny_cls_config, tiny_det_config, write_release_file)
+from .helpers import (REPO, build_classifier, closed_port_url, release_file, run_tool,
+                      tiny_cls_config, tiny_det_config)
 
 SITE = Path(__import__('mmdet').__file__).resolve().parents[1]
 MMDET_TRAIN = SITE / 'mmdet' / '.mim' / 'tools' / 'train.py'
@@ -27,10 +26,7 @@ MMDET_TRAIN = SITE / 'mmdet' / '.mim' / 'tools' / 'train.py'
 @pytest.fixture(scope='module')
 def t_backbone_release(tmp_path_factory):
     """(backbone state under our names, bytes of a release-format iFormer-T file)."""
-    torch.manual_seed(1)
-    model = randomize_bn(IFormerClassifier('t', num_classes=1000)).eval()
-    path = tmp_path_factory.mktemp('release') / 'iFormer_t.pth'
-    write_release_file(model, 't', path)
+    model, path = release_file(tmp_path_factory.mktemp('release'), seed=1)
     return model.backbone.state_dict(), path.read_bytes()
 
 
