@@ -85,32 +85,57 @@ def test_fp32_classifier_equals_pytorch(classifiers, target, arch, tmp_path, cap
         assert report['runtime']['precision_ran'] == 'f32'  # not the CPU's silent bf16 default
 
 
+M_SLOW = pytest.param('m', marks=pytest.mark.slow)  # the same graph, more blocks: minutes
+
+
 @pytest.mark.parametrize('target', RUNNABLE)
-def test_fp32_windowed_backbone_equals_pytorch(target, tmp_path, capsys):
+@pytest.mark.parametrize('arch', ['t', M_SLOW])
+def test_fp32_windowed_backbone_equals_pytorch(arch, target, tmp_path, capsys):
     torch.manual_seed(2)
-    backbone = randomize_bn(IFormer('t', out_indices=(0, 1, 2, 3), window_size=16), 2).eval()
+    backbone = randomize_bn(IFormer(arch, out_indices=(0, 1, 2, 3), window_size=16), 2).eval()
     ckpt = tmp_path / 'backbone.pth'
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in backbone.state_dict().items()}}, ckpt)
-    report = _deploy(['--model', 't', '--task', 'backbone', '--target', target, '--checkpoint',
+    report = _deploy(['--model', arch, '--task', 'backbone', '--target', target, '--checkpoint',
                       str(ckpt), '--resolution', '192x256', '--out-dir', str(tmp_path / 'o')],
                      capsys)
     assert report['window_size'] == 16
-    assert report['outputs'] == {'feat_s4': [1, 32, 48, 64], 'feat_s8': [1, 64, 24, 32],
-                                 'feat_s16': [1, 128, 12, 16], 'feat_s32': [1, 256, 6, 8]}
+    d = backbone.dims
+    assert report['outputs'] == {'feat_s4': [1, d[0], 48, 64], 'feat_s8': [1, d[1], 24, 32],
+                                 'feat_s16': [1, d[2], 12, 16], 'feat_s32': [1, d[3], 6, 8]}
     x = torch.randn(1, 3, 192, 256)
     with torch.no_grad():
         want = backbone(x)
     assert _max_diff(_run_artifact(report, x), want) <= TOL
 
 
+def _random_segmentor(config: str, folder):
+    torch.manual_seed(0)
+    model = randomize_bn(build_segmentor(load_config(config)), 3)
+    path = folder / 'seg.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return model.eval(), str(path)
+
+
 @pytest.fixture(scope='module')
 def segmentor(tmp_path_factory):
     """The demo Semantic FPN config with random weights (randomised BN), saved as mmseg does."""
-    torch.manual_seed(0)
-    model = randomize_bn(build_segmentor(load_config(SEG_CONFIG)), 3)
-    path = tmp_path_factory.mktemp('seg') / 'seg.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return model.eval(), str(path)
+    return _random_segmentor(SEG_CONFIG, tmp_path_factory.mktemp('seg'))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('target', RUNNABLE)
+def test_fp32_m_segmentor_equals_encode_decode(target, tmp_path, capsys):
+    """The published iFormer-M Semantic FPN config (150 classes), at 128 px to stay small."""
+    config = str(REPO / 'configs/segmentation/fpn_iformer-m_8xb4-40k_ade20k-512x512.py')
+    model, ckpt = _random_segmentor(config, tmp_path)
+    report = _deploy(['--model', 'm', '--task', 'segmentor', '--target', target, '--config',
+                      config, '--checkpoint', ckpt, '--resolution', '128', '--out-dir',
+                      str(tmp_path / 'o')], capsys)
+    assert report['outputs'] == {'seg_logits': [1, 150, 128, 128]}
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        want = model.encode_decode(x, [dict(img_shape=(128, 128), ori_shape=(128, 128))])
+    assert _max_diff(_run_artifact(report, x), want) <= TOL
 
 
 @pytest.mark.parametrize('target', RUNNABLE)
@@ -124,6 +149,14 @@ def test_fp32_segmentor_equals_encode_decode(segmentor, target, tmp_path, capsys
     with torch.no_grad():  # mmseg's own inference path, unfused
         want = model.encode_decode(x, [dict(img_shape=(128, 128), ori_shape=(128, 128))])
     assert _max_diff(_run_artifact(report, x), want) <= TOL
+
+
+def test_coreml_converts_the_whole_segmentor(segmentor, tmp_path, capsys):
+    _, ckpt = segmentor
+    report = _deploy(['--model', 't', '--task', 'segmentor', '--target', 'coreml', '--config',
+                      SEG_CONFIG, '--checkpoint', ckpt, '--out-dir', str(tmp_path)], capsys)
+    assert report['outputs'] == {'seg_logits': [1, 6, 128, 128]} and report['unexpected_ops'] == []
+    assert {'upsample_bilinear', 'softmax', 'conv'} <= set(report['ops'])
 
 
 def test_segmentor_argmax_output(segmentor, tmp_path, capsys):
