@@ -88,29 +88,23 @@ class DenseModel(NamedTuple):
     metrics: Optional[Dict[str, float]]  # published numbers; None: none were published
 
 
-_DET_METRICS = {'m': (40.8, 37.9), 'l': (42.2, 39.1), 'l2': (44.6, 41.1)}
-_SEG_METRICS = {'m': 42.4, 'l': 44.5, 'l2': 46.2}
 DENSE_VARIANTS = ('t', 's', 'm', 'l', 'l2')
+#: task -> (config name pattern, published metrics per variant; other variants: none published)
+_DENSE_RECIPES = {
+    'detection': ('mask-rcnn_iformer-{}_fpn_1x_coco',
+                  {'m': {'box AP': 40.8, 'mask AP': 37.9}, 'l': {'box AP': 42.2, 'mask AP': 39.1},
+                   'l2': {'box AP': 44.6, 'mask AP': 41.1}}),
+    'segmentation': ('fpn_iformer-{}_8xb4-40k_ade20k-512x512',
+                     {'m': {'mIoU': 42.4}, 'l': {'mIoU': 44.5}, 'l2': {'mIoU': 46.2}}),
+}
 
 
-def _det(variant: str) -> DenseModel:
-    name = f'mask-rcnn_iformer-{variant}_fpn_1x_coco'
-    box_mask = _DET_METRICS.get(variant)
-    return DenseModel(name=name, task='detection', variant=variant,
-                      config=f'configs/detection/{name}.py',
-                      backbone_weights=best_backbone_file(variant),
-                      metrics=None if box_mask is None else {'box AP': box_mask[0],
-                                                             'mask AP': box_mask[1]})
+def _dense(task: str, variant: str) -> DenseModel:
+    pattern, published = _DENSE_RECIPES[task]
+    name = pattern.format(variant)
+    return DenseModel(name=name, task=task, variant=variant, config=f'configs/{task}/{name}.py',
+                      backbone_weights=best_backbone_file(variant), metrics=published.get(variant))
 
 
-def _seg(variant: str) -> DenseModel:
-    name = f'fpn_iformer-{variant}_8xb4-40k_ade20k-512x512'
-    miou = _SEG_METRICS.get(variant)
-    return DenseModel(name=name, task='segmentation', variant=variant,
-                      config=f'configs/segmentation/{name}.py',
-                      backbone_weights=best_backbone_file(variant),
-                      metrics=None if miou is None else {'mIoU': miou})
-
-
-DETECTORS: Tuple[DenseModel, ...] = tuple(_det(v) for v in DENSE_VARIANTS)
-SEGMENTORS: Tuple[DenseModel, ...] = tuple(_seg(v) for v in DENSE_VARIANTS)
+DETECTORS: Tuple[DenseModel, ...] = tuple(_dense('detection', v) for v in DENSE_VARIANTS)
+SEGMENTORS: Tuple[DenseModel, ...] = tuple(_dense('segmentation', v) for v in DENSE_VARIANTS)
