@@ -30,6 +30,7 @@ from ..models.backbones.iformer_arch import parse_model_name
 from ..models.plain_classifier import IFormerClassifier
 from .machine import MachineMonitor, environment, package_version
 from .timing import interleaved_rounds
+from .timm_twins import create_timm_iformer
 
 # Published ImageNet-1k top-1 at 224 (docs/architecture.md); L2 is the distilled 450-epoch model.
 PUBLISHED_TOP1 = {'t': 74.1, 's': 78.8, 'm': 80.4, 'l': 81.9, 'l2': 83.9, 'h': 84.8}
@@ -128,8 +129,7 @@ def _ours_onnxruntime(case: Case, x: torch.Tensor, threads: int, tmp_dir: str) -
 
 
 def _timm(case: Case, channels_last: bool) -> Callable[[torch.Tensor], object]:
-    import timm
-    model = timm.create_model(f'iformer_{case.model}', num_classes=1000).eval().fuse()
+    model = create_timm_iformer(case.model).eval().fuse()
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if case.part == 'classifier':
@@ -277,12 +277,11 @@ def measure_case(case: Case, backends: Sequence[str], runs: int, warmup: int, th
 def train_step_times(arch: str, batch: int, resolution: int, runs: int, warmup: int,
                      log: Callable[[str], None] = print) -> dict:
     """Forward + backward + SGD step of the unfused classifier in train mode: ours vs timm."""
-    import timm
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, resolution, resolution, generator=g)
     y = torch.randint(0, 1000, (batch,), generator=g)
     models = {'ours': IFormerClassifier(arch).train(),
-              'timm': timm.create_model(f'iformer_{arch}', num_classes=1000).train()}
+              'timm': create_timm_iformer(arch).train()}
     steps = {}
     for name, model in models.items():
         opt = torch.optim.SGD(model.parameters(), lr=1e-4)

@@ -15,15 +15,16 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-from typing import Callable, List, Sequence
+from typing import Callable, List, Sequence, Tuple
 
 import torch
 
 from ..deploy.build import INPUT_NAME, default_config
 from ..models.backbones.iformer_arch import parse_model_name
 from ..models.plain_classifier import IFormerClassifier
-from .machine import MachineMonitor, environment
-from .timing import interleaved_rounds
+from .machine import MachineMonitor, environment, package_version
+from .benchmark import ratio_stats, time_interleaved
+from .timm_twins import create_timm_iformer
 
 DEPLOY_TARGETS = ('onnxruntime', 'openvino', 'executorch')
 #: the targets of the deployment issue, checked in the summary
@@ -33,34 +34,41 @@ TARGET_INT8_VS_FP32 = 0.6
 CALIBRATION_IMAGES = 32
 
 
-def _calibration(arch: str, resolution: int, folder: str) -> List[torch.Tensor]:
-    """Generated shape images through the ImageNet classification test pipeline."""
+def _calibration_images(resolution: int, folder: str) -> str:
+    """Generated shape images (written once for every model): the calibration folder."""
     from ..datasets.shapes import make_classification
-    from ..deploy.build import build_export_model
-    from ..deploy.inputs import InputSource
     root = os.path.join(folder, 'shapes')
     make_classification(root, num_train_per_class=CALIBRATION_IMAGES // 5 + 1, num_val_per_class=1,
                         image_size=max(64, resolution))
+    return os.path.join(root, 'train')
+
+
+def _calibration(arch: str, resolution: int, images: str) -> List[torch.Tensor]:
+    """The calibration images through the model's classification test pipeline."""
+    from ..deploy.build import build_export_model
+    from ..deploy.inputs import InputSource
     em = build_export_model(arch, 'classifier', resolution=(resolution, resolution),
                             config=default_config('classifier', arch))
-    return InputSource(em).calibration(os.path.join(root, 'train'), CALIBRATION_IMAGES)
+    return InputSource(em).calibration(images, CALIBRATION_IMAGES)
 
 
-def _timm_model(arch: str) -> torch.nn.Module:
-    import timm
-    return timm.create_model(f'iformer_{arch}', num_classes=1000).eval().fuse()
+def _contenders(arch: str) -> Tuple[torch.nn.Module, torch.nn.Module]:
+    """Ours fused and timm's fused classifier (random weights), built once per model."""
+    ours = IFormerClassifier(arch).eval()
+    ours.switch_to_deploy()
+    return ours, create_timm_iformer(arch).eval().fuse()
 
 
-def measure_runtime(target_name: str, arch: str, resolution: int, threads: int, runs: int,
-                    warmup: int, calibration: Sequence[torch.Tensor], folder: str,
+def measure_runtime(target_name: str, arch: str, contenders: Tuple[torch.nn.Module, torch.nn.Module],
+                    resolution: int, threads: int, runs: int, warmup: int,
+                    calibration: Sequence[torch.Tensor], folder: str,
                     log: Callable[[str], None] = print) -> dict:
     """One (runtime, model) case: ours fp32, timm fp32, ours int8, timed interleaved."""
     from ..deploy.targets import get_target
     target = get_target(target_name)
     x = torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
-    ours = IFormerClassifier(arch).eval()
-    ours.switch_to_deploy()
-    variants = {'ours_fp32': (ours, 'fp32'), 'timm_fp32': (_timm_model(arch), 'fp32'),
+    ours, timm_model = contenders
+    variants = {'ours_fp32': (ours, 'fp32'), 'timm_fp32': (timm_model, 'fp32'),
                 'ours_int8': (ours, 'int8')}
     rows, runners = {}, {}
     feed = x.numpy()
@@ -76,26 +84,25 @@ def measure_runtime(target_name: str, arch: str, resolution: int, threads: int, 
             runners[name] = (lambda s=session: s(feed))
             row.update(status='ok', **{k: info[k] for k in ('xnnpack_partitions',
                                                             'ops_outside_delegate') if k in info})
-            facts = target.runtime_facts(path, threads, precision)
+            facts = target.runtime_facts(session)
             row['precision_ran'] = facts.get('precision_ran') or info.get('precision_ran')
         except Exception as e:  # record and go on: one runtime's failure is a result too
             row.update(status='failed', error=f'{type(e).__name__}: {str(e).splitlines()[0]}'[:300])
             log(f'    {name}: FAILED ({row["error"]})')
         rows[name] = row
-    times = {k: [t * 1e3 for t in v]
-             for k, v in interleaved_rounds(runners, runs, 1, torch.device('cpu')).items()}
+    times = time_interleaved(runners, runs)
     for name, ms in times.items():
         rows[name].update(median_ms=statistics.median(ms), min_ms=min(ms), runs=runs)
     ratios = {}
     for key, (a, b) in {'ours_vs_timm_fp32': ('ours_fp32', 'timm_fp32'),
                         'int8_vs_fp32': ('ours_int8', 'ours_fp32')}.items():
         if a in times and b in times:
-            ratios[key] = statistics.median(x / y for x, y in zip(times[a], times[b]))
+            ratios[key] = ratio_stats(times[a], times[b])['median_ratio']
     summary = ', '.join(f"{n} {r['median_ms']:.2f} ms" for n, r in rows.items() if 'median_ms' in r)
     log(f'  {target_name:<12} {arch}: {summary}; ' +
         ', '.join(f'{k} {v:.2f}' for k, v in ratios.items()))
     return {'target': target_name, 'model': arch, 'resolution': resolution, 'threads': threads,
-            'versions': target.versions(), 'variants': list(rows.values()), 'ratios': ratios}
+            'versions': {p: package_version(p) for p in target.packages}, 'variants': list(rows.values()), 'ratios': ratios}
 
 
 def summarize(cases: List[dict]) -> List[dict]:
@@ -131,11 +138,12 @@ def run_deploy_benchmark(models: Sequence[str], targets: Sequence[str], resoluti
     cases = []
     with tempfile.TemporaryDirectory(prefix='iformer-deploy-bench-') as tmp, \
             MachineMonitor(threads) as monitor:
+        images = _calibration_images(resolution, tmp)
         for arch in archs:
-            calibration = _calibration(arch, resolution, tmp)
+            calibration, contenders = _calibration(arch, resolution, images), _contenders(arch)
             for target in targets:
-                cases.append(measure_runtime(target, arch, resolution, threads, runs, warmup,
-                                             calibration, tmp, log))
+                cases.append(measure_runtime(target, arch, contenders, resolution, threads, runs,
+                                             warmup, calibration, tmp, log))
     return {'environment': environment(threads), 'machine': monitor.summary(),
             'method': {'runs': runs, 'warmup': warmup, 'interleaved': True, 'batch': 1,
                        'resolution': resolution, 'calibration_images': CALIBRATION_IMAGES,

@@ -23,7 +23,8 @@ from ..models.backbones.iformer_keys import ours_to_official
 from ..models.plain_classifier import IFormerClassifier
 
 
-def _timm_model(arch: str, num_classes: int) -> nn.Module:
+def create_timm_iformer(arch: str, num_classes: int = 1000) -> nn.Module:
+    """timm's ``iformer_{arch}`` (random weights): the one baseline every benchmark compares to."""
     import timm
     return timm.create_model(f'iformer_{arch}', num_classes=num_classes)
 
@@ -39,7 +40,7 @@ def timm_classifier(ours: IFormerClassifier, arch: str) -> nn.Module:
     if ours.distilled:
         raise ValueError('distilled classifiers are not compared: their training forward returns '
                          'two logits in ours and one in timm')
-    ref = _timm_model(arch, ours.num_classes)
+    ref = create_timm_iformer(arch, ours.num_classes)
     return _load_strict(ref, ours).train(ours.training)
 
 
@@ -94,7 +95,7 @@ def timm_dense_backbone(ours: IFormer, arch: str) -> TimmWindowedBackbone:
         raise ValueError(f'the dense backbone must return all four stages, got out_indices '
                          f'{ours.out_indices}')
     stage = ours.stages[2]
-    ref = _load_strict(_timm_model(arch, 0), ours)
+    ref = _load_strict(create_timm_iformer(arch, 0), ours)
     windowed = (stage.window_start, stage.window_end) if stage.window_size > 0 else (-1, -1)
     backbone = TimmWindowedBackbone(ref, stage.window_size, windowed, ours.norm_eval)
     return backbone.train(ours.training)

@@ -56,11 +56,9 @@ from .machine import accelerator_environment
 from .timm_twins import timm_classifier, timm_dense_backbone
 
 SCHEMA = 'iformer-mm/train-throughput/1'
-KINDS = ('train', 'inference', 'dense_train')
 DTYPES: Dict[str, torch.dtype] = {'fp32': torch.float32, 'bf16': torch.bfloat16}
 MEMORY_FORMATS: Dict[str, torch.memory_format] = {'nchw': torch.contiguous_format,
                                                   'channels_last': torch.channels_last}
-MODES = ('eager', 'compile')
 LOSS_TOLERANCE = 1e-4
 GRAD_NORM_RTOL = 1e-3
 NUM_CLASSES = 1000
@@ -232,7 +230,7 @@ def _trainable(model: nn.Module) -> Tuple[int, int]:
     return len(params), sum(p.numel() for p in params)
 
 
-def _batch(kind: str, batch: int, resolution: int, device: torch.device, seed: int
+def _batch(batch: int, resolution: int, device: torch.device, seed: int
            ) -> Tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator(device=device).manual_seed(seed)
     x = torch.randn(batch, 3, resolution, resolution, generator=g, device=device)
@@ -243,7 +241,7 @@ def _batch(kind: str, batch: int, resolution: int, device: torch.device, seed: i
 def check_same_training(pair: Pair, kind: str, batch: int, resolution: int,
                         device: torch.device, seed: int) -> dict:
     """Loss (and gradient norm, parameter count) of ours and timm on one batch, fp32, TF32 off."""
-    x, y = _batch(kind, batch, resolution, device, seed)
+    x, y = _batch(batch, resolution, device, seed)
     loss_fn = LOSSES[kind]
     out = {'kind': kind, 'batch': batch, 'resolution': resolution, 'tolerance': LOSS_TOLERANCE}
     with strict_fp32():
@@ -276,7 +274,7 @@ def check_same_training(pair: Pair, kind: str, batch: int, resolution: int,
 def check_same_inference(pair: Pair, batch: int, resolution: int, device: torch.device,
                          seed: int) -> dict:
     """Max |logits_ours - logits_timm| of the fused classifiers on one batch, fp32, TF32 off."""
-    x, _ = _batch('inference', batch, resolution, device, seed)
+    x, _ = _batch(batch, resolution, device, seed)
     with strict_fp32(), torch.inference_mode():
         diff = float((pair.ours(x) - pair.timm(x)).abs().max())
     ok = diff <= LOSS_TOLERANCE
@@ -411,7 +409,7 @@ def measure_setting(setting: Setting, pair: Pair, plan: Plan, device: torch.devi
     steps = {}
     try:
         models = _prepare(setting, pair, plan)
-        x, y = _batch(setting.kind, setting.batch, setting.resolution, device, plan.seed + 1)
+        x, y = _batch(setting.batch, setting.resolution, device, plan.seed + 1)
         x = x.to(dtype=DTYPES[setting.dtype] if setting.kind == 'inference' else torch.float32,
                  memory_format=MEMORY_FORMATS[setting.memory_format])
         steps = {name: make_step(setting, m, x, y, device) for name, m in models.items()}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch.nn as nn
 
@@ -59,6 +59,7 @@ class ExportModel:
     output_names: Tuple[str, ...]
     preprocess: Preprocess = field(default_factory=Preprocess)
     config: Optional[str] = None
+    cfg: Any = field(default=None, repr=False)  # the loaded ``config`` (mmengine Config)
     num_classes: Optional[int] = None
     classes: Optional[List[str]] = None
 
@@ -192,5 +193,5 @@ def build_export_model(name: str, task: str = 'classifier', checkpoint: Optional
                        window_size=window_size, resolution=resolution, output_names=outputs,
                        weights=str(checkpoint) if checkpoint else 'random (no checkpoint)',
                        preprocess=preprocess_of(cfg) if cfg is not None else Preprocess(),
-                       config=config, num_classes=num_classes,
+                       config=config, cfg=cfg, num_classes=num_classes,
                        classes=classes_of(cfg) if cfg is not None else None)

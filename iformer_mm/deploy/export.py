@@ -189,7 +189,7 @@ def deploy(req: Request) -> Dict[str, object]:
                     raise RuntimeError(f'the fp32 {target.name} model differs from PyTorch by '
                                        f"{report['max_abs_diff_vs_torch']:.3g} (> "
                                        f'{FP32_PARITY_LIMIT}); nothing was written')
-                report['runtime'] = target.runtime_facts(tmp, req.threads, req.precision)
+                report['runtime'] = target.runtime_facts(session)
                 if req.latency_runs:
                     report['latency'] = dict(latency(session, example, req.latency_runs),
                                              threads=req.threads or torch.get_num_threads())

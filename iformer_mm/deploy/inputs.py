@@ -82,7 +82,7 @@ class InputSource:
     def __init__(self, em: ExportModel):
         self.em = em
         self.prepare = Preparer(em)
-        self.cfg = load_config(em.config) if em.config else None
+        self.cfg = em.cfg
         self.scope = self.cfg.get('default_scope') if self.cfg is not None else None
 
     # -- image folders ----------------------------------------------------------------------

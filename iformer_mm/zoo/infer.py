@@ -26,7 +26,6 @@ from ..scope import toolbox_scope
 __all__ = ['InferError', 'Prediction', 'collect_images', 'config_dataset_meta', 'infer', 'main']
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
-TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmseg': 'segmentation'}
 DET_SCORE_THR = 0.3   # DetInferencer's default: detections below it are neither drawn nor listed
 
 
@@ -82,7 +81,7 @@ def _load_config(path: str):
         raise InferError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
     scope = cfg.get('default_scope')
-    if scope not in TASKS:
+    if scope not in _ADAPTERS:
         raise InferError(f'{path} has default_scope {scope!r}; tools/infer.py runs mmpretrain, '
                          'mmdet and mmseg configs (classification, detection, segmentation)')
     return cfg, scope

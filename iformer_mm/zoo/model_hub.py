@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 from typing import Optional, Tuple
 
+from .releases import CLASSIFIERS
+
 __all__ = ['index_root', 'register_with_mmpretrain']
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CLS_METAFILE = os.path.join('configs', 'classification', 'metafile.yml')
-_registered: Optional[Tuple[str, ...]] = None
 
 
 def index_root() -> Optional[str]:
@@ -33,9 +34,6 @@ def register_with_mmpretrain() -> Tuple[str, ...]:
     Idempotent. Does nothing (returns ``()``) when mmpretrain is not installed or the metafile
     is not shipped.
     """
-    global _registered
-    if _registered is not None:
-        return _registered
     root = index_root()
     try:
         from mmpretrain.apis.model import ModelHub
@@ -43,9 +41,7 @@ def register_with_mmpretrain() -> Tuple[str, ...]:
         return ()
     if root is None:
         return ()
-    from modelindex.load_model_index import load
-    names = tuple(m.name.lower() for m in load(os.path.join(root, _CLS_METAFILE)).models)
-    if not all(ModelHub.has(n) for n in names):  # e.g. a second copy of the package imported
+    names = tuple(model.name for model in CLASSIFIERS)  # the metafile is generated from them
+    if not all(ModelHub.has(n) for n in names):  # registered already: a repeated call
         ModelHub.register_model_index(os.path.join(root, _CLS_METAFILE), config_prefix=root)
-    _registered = names
     return names

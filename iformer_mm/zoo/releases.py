@@ -15,8 +15,6 @@ RELEASE_URL = f'https://github.com/ChuanyangZheng/iFormer/releases/download/{REL
 CODE_URL = 'https://github.com/ChuanyangZheng/iFormer'
 PAPER = {'Title': 'iFormer: Integrating ConvNet and Transformer for Mobile Application',
          'URL': 'https://arxiv.org/abs/2501.15369'}
-#: DeiT's RegNetY-160, the distillation teacher of the published distilled models
-TEACHER_URL = 'https://dl.fbaipublicfiles.com/deit/regnety_160-a5fe301d.pth'
 
 #: variant -> release file names (the L2 release is distilled only)
 RELEASE_FILES: Dict[str, Tuple[str, ...]] = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -56,15 +55,6 @@ class Target:
                 raise DeployError(f'--target {self.name} needs the {package} package, which is not '
                                   f'installed (make install pins it)')
 
-    def versions(self) -> Dict[str, Optional[str]]:
-        out = {}
-        for package in self.packages:
-            try:
-                out[package] = metadata.version(package)
-            except metadata.PackageNotFoundError:
-                out[package] = None
-        return out
-
     def export(self, model: torch.nn.Module, example: torch.Tensor, output_names: Sequence[str],
                precision: str, calibration: Optional[Calibration], path: str,
                input_name: str, metadata: Optional[Dict[str, str]] = None) -> Dict[str, object]:
@@ -85,11 +75,6 @@ class Target:
         at that precision instead of their device default)."""
         raise NotImplementedError
 
-    def runtime_facts(self, path: str, threads: Optional[int] = None,
-                      precision: str = 'fp32') -> Dict[str, object]:
-        """What the runtime really does with the artifact (precision it ran, delegation)."""
-        return {}
-
-    def inspect(self, path: str) -> Dict[str, object]:
-        """Facts about a written artifact that need no run (inputs, outputs, ops)."""
+    def runtime_facts(self, session: Session) -> Dict[str, object]:
+        """What the runtime really does with the loaded artifact (e.g. the precision it runs)."""
         return {}

@@ -5,7 +5,7 @@ cleanly (window geometry is read as Python ints, so the traced graph has constan
 Precisions: fp16 (compute precision FP16, iOS 15+: what the published iPhone latencies used),
 fp32 (FP32 compute), int8 (FP16 compute with int8 linear-quantised weights through
 ``coremltools.optimize``, iOS 16+). Linux can convert but not run Core ML, so this target does
-not run here: :meth:`CoreMLTarget.inspect` checks what can be checked without running (spec,
+not run here: :func:`inspect_mlpackage` checks what can be checked without running (spec,
 input / output names and shapes, the op histogram against :data:`EXPECTED_OPS`).
 """
 from __future__ import annotations
@@ -122,8 +122,6 @@ class CoreMLTarget(Target):
             raise RuntimeError('Core ML package check failed: ' + '; '.join(problems))
         return dict(report, precision_ran=f'{precision} (converted; runs on macOS / iOS only)')
 
-    def inspect(self, path: str) -> Dict[str, object]:
-        return inspect_mlpackage(path)
 
     def session(self, path, threads=None, precision='fp32'):
         raise DeployError('Core ML models run only on macOS / iOS; on Linux the package is '

@@ -40,10 +40,9 @@ def write_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
                           do_constant_folding=True, dynamo=False)
 
 
-def op_histogram(path: str) -> Dict[str, int]:
-    import onnx
+def op_histogram(proto) -> Dict[str, int]:
     counts: Dict[str, int] = {}
-    for node in onnx.load(path).graph.node:
+    for node in proto.graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
@@ -91,7 +90,7 @@ class OnnxRuntimeTarget(Target):
         onnx.helper.set_model_props(proto, {k: str(v) for k, v in (metadata or {}).items()})
         onnx.save(proto, path)
         onnx.checker.check_model(proto)
-        return {'opset': OPSET, 'ops': op_histogram(path), 'precision_ran': precision,
+        return {'opset': OPSET, 'ops': op_histogram(proto), 'precision_ran': precision,
                 'quantized_ops': list(QUANTIZED_OPS) if precision == 'int8' else []}
 
     def session(self, path: str, threads: Optional[int] = None, precision: str = 'fp32') -> Session:

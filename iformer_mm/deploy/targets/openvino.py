@@ -71,19 +71,11 @@ class OpenVinoTarget(Target):
         return ov.Core().compile_model(os.path.join(path, XML), 'CPU', config)
 
     def session(self, path: str, threads: Optional[int] = None, precision: str = 'fp32') -> Session:
-        compiled = self._compile(path, threads, precision)
-        request = compiled.create_infer_request()
-        outputs = compiled.outputs
+        return _CompiledSession(self._compile(path, threads, precision))
 
-        def run(x: np.ndarray):
-            result = request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
-            return [np.asarray(result[o]) for o in outputs]
-        return run
-
-    def runtime_facts(self, path: str, threads: Optional[int] = None,
-                      precision: str = 'fp32') -> Dict[str, object]:
+    def runtime_facts(self, session: Session) -> Dict[str, object]:
         """The compiled model's precision hint and the element types its kernels really run."""
-        compiled = self._compile(path, threads, precision)
+        compiled = session.compiled
         ran = collections.Counter()
         for op in compiled.get_runtime_model().get_ordered_ops():
             info = op.get_rt_info()
@@ -94,6 +86,19 @@ class OpenVinoTarget(Target):
         hint = hint.get_type_name() if hasattr(hint, 'get_type_name') else str(hint)
         return {'inference_precision_hint': hint, 'kernels_by_precision': dict(ran.most_common()),
                 'precision_ran': _summarize(ran)}
+
+
+class _CompiledSession:
+    """A compiled model and one infer request, called like every target's session; the
+    compiled model stays readable for :meth:`OpenVinoTarget.runtime_facts` (no second compile)."""
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self._request = compiled.create_infer_request()
+
+    def __call__(self, x: np.ndarray):
+        result = self._request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        return [np.asarray(result[o]) for o in self.compiled.outputs]
 
 
 def _summarize(ran: collections.Counter) -> str:

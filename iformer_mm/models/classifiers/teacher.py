@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ...checkpoint import CheckpointError
 from ...checkpoint import safe_load
-from ...zoo.download import is_url, resolve_on_rank_zero_first
+from ...zoo.download import resolve_on_rank_zero_first
 
 StateDict = Dict[str, torch.Tensor]
 CONFIG_KEY = 'model.teacher'
@@ -93,8 +93,7 @@ def build_teacher(arch: str, checkpoint: Optional[str], num_classes: int) -> nn.
         raise ValueError(f'{CONFIG_KEY}.checkpoint is not set: hard distillation needs the '
                          f'trained {arch!r} teacher weights (a local .pth path or a URL)')
     path = os.path.expanduser(os.fspath(checkpoint))
-    if is_url(path):  # downloaded once into the torch hub cache
-        path = resolve_on_rank_zero_first(path)
+    path = resolve_on_rank_zero_first(path)  # a URL: downloaded once into the torch hub cache
     if not os.path.isfile(path):
         raise FileNotFoundError(f'teacher checkpoint not found: {path} (from '
                                 f'{CONFIG_KEY}.checkpoint; download the {arch!r} teacher weights '
