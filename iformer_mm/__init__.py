@@ -3,12 +3,15 @@
 Importing the package (``custom_imports=dict(imports=['iformer_mm'])``) registers everything:
 the backbone and the optimizer constructors always (they need only mmengine), the mmpretrain heads
 and classifiers when mmpretrain is installed. It also allowlists the types mmengine 0.10 stores in
-its checkpoints for torch's ``weights_only`` loading (see :mod:`iformer_mm.safe_globals`), makes
-mmengine read http(s) checkpoints through our cache and safe loader (:mod:`iformer_mm.zoo.mm_loader`)
-and, with mmpretrain, registers the model names (``iformer-m_in1k``, ...) in its ``ModelHub``
-(:mod:`iformer_mm.zoo.model_hub`).
+its checkpoints for torch's ``weights_only`` loading (:mod:`iformer_mm.checkpoint.safe_globals`),
+makes mmengine read http(s) checkpoints through our cache and safe loader
+(:mod:`iformer_mm.zoo.mm_loader`) and, with mmpretrain, registers the model names
+(``iformer-m_in1k``, ...) in its ``ModelHub`` (:mod:`iformer_mm.zoo.model_hub`).
+
+Layers, each importing only those before it: ``version`` -> ``utils``, ``registry`` ->
+``checkpoint`` -> ``models``, ``engine`` -> ``flops`` -> ``zoo`` -> ``deploy`` -> ``apis``.
 """
-from .safe_globals import register_mmengine_checkpoint_globals
+from .checkpoint.safe_globals import register_mmengine_checkpoint_globals
 from .version import __version__
 
 register_mmengine_checkpoint_globals()

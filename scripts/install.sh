@@ -3,7 +3,7 @@
 #
 # Why a script and not a requirements file: mmcv 2.1.0 (the newest mmcv that mmdet 3.3 / mmseg 1.2
 # accept) has no wheel for torch 2.14 on the registry, so it is built from the sdist with its ops,
-# which needs three fixes (setuptools<82 for pkg_resources, --no-build-isolation so it sees torch,
+# which needs three fixes (a setuptools with pkg_resources, --no-build-isolation so it sees torch,
 # and -std=c++20 because torch 2.14 headers refuse C++17). The build takes ~22 min on 2 cores, so
 # the wheel is cached in ~/.cache/iformer-mm/wheels and a prebuilt wheel on PIP_FIND_LINKS is used.
 set -euo pipefail
@@ -23,7 +23,12 @@ mkdir -p "$CACHE"
 export PIP_FIND_LINKS="${PIP_FIND_LINKS:+$PIP_FIND_LINKS }$CACHE /opt/wheels"
 
 log "base tools"
-"${PIP[@]}" install -q --upgrade pip "setuptools<82" wheel ninja
+# setuptools 80.8.0: still has pkg_resources (mmcv's setup.py and mmengine's `mmdet::` config
+# lookup import it; 82 removed it) and warns about it only as a DeprecationWarning, hidden by
+# default in library code; 80.9 - 81 raise a UserWarning in every user process that imports
+# mmengine (measured: 80.9.0 warns, 80.8.0 does not).
+SETUPTOOLS="setuptools==80.8.0"
+"${PIP[@]}" install -q --upgrade pip "$SETUPTOOLS" wheel ninja
 log "torch 2.14.1 + torchvision 0.29.1"
 "${PIP[@]}" install -q "torch==2.14.1" "torchvision==0.29.1"
 
@@ -64,7 +69,7 @@ log "OpenMMLab toolboxes, timm, deployment runtimes"
 "${PIP[@]}" install -q "mmcv==$MMCV_VERSION" "mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2" \
     "mmpretrain==1.2.0" "timm>=1.0.31" "coremltools==9.0" "onnx==1.23.2" "onnxruntime==1.31.1" \
     "openvino==2026.4.1" "nncf==3.4.0" "executorch==1.5.1" "torchao==0.18.0" \
-    ftfy regex pycocotools "setuptools<82" pytest matplotlib
+    ftfy regex pycocotools "$SETUPTOOLS" pytest matplotlib
 # openmim (`mim search iformer-mm`) is NOT installed: its dependency chain (opendatalab ->
 # openxlab) pins setuptools 60.2, packaging 24.2, requests 2.28, rich 13.4, tqdm, urllib3 1.26 and
 # filelock, i.e. it would downgrade this stack (pip install --dry-run openmim). For `mim search`

@@ -22,7 +22,7 @@ import torch
 from mmengine.config import Config
 
 import iformer_mm  # noqa: F401  (registers the models)
-from iformer_mm.analysis.train_throughput import random_bn_statistics
+from benchmarks.train_throughput import random_bn_statistics
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,9 +209,14 @@ def load_cls_config(variant: str) -> Config:
 
 
 def build_classifier(variant: str, model_cfg: Optional[dict] = None) -> torch.nn.Module:
-    """The mmpretrain classifier of a config, built without data (``MODELS.build``)."""
+    """The mmpretrain classifier of a config, built without data (``MODELS.build``).
+
+    Built inside the mmpretrain scope: an earlier test may leave another toolbox's scope current.
+    """
     from mmpretrain.registry import MODELS
-    return MODELS.build(model_cfg if model_cfg is not None else load_cls_config(variant).model)
+    from iformer_mm.utils.scope import toolbox_scope
+    with toolbox_scope('mmpretrain'):
+        return MODELS.build(model_cfg if model_cfg is not None else load_cls_config(variant).model)
 
 
 def release_args(variant: str) -> argparse.Namespace:
@@ -350,7 +355,7 @@ def tiny_cls_config(folder: Path, data_root: Path, max_iters: int = 6, ckpt_inte
     pipeline = "[dict(type='LoadImageFromFile'), dict(type='PackInputs')]"
     text = f"""
 _base_ = ['{REPO}/configs/classification/iformer-t_8xb512_in1k.py']
-from iformer_mm.datasets.shapes import SHAPE_CLASSES
+from demo.shapes import SHAPE_CLASSES
 model = dict(backbone=dict(drop_path_rate=0.), head=dict(num_classes=len(SHAPE_CLASSES), topk=(1, )),
              train_cfg=dict(_delete_=True))
 data_preprocessor = dict(num_classes=len(SHAPE_CLASSES))

@@ -71,7 +71,7 @@ def test_unknown_arch_lists_valid_names():
 
 def test_custom_arch_dict():
     arch = dict(dims=(16, 32, 48, 64), depths=(1, 1, 5, 3), num_attn=(0, 0, 1, 1),
-                attn_ratio=(0, 0, 2, 2), conv_ratio=2, ffn_ratio=2)
+                attn_head_dim_reduction=(0, 0, 2, 2), conv_ratio=2, ffn_ratio=2)
     model = IFormer(arch, out_indices=(0, 1, 2, 3)).eval()
     outs = model(torch.randn(1, 3, 64, 64))
     assert [o.shape[1] for o in outs] == [16, 32, 48, 64]
@@ -183,3 +183,14 @@ def test_window_options_validated():
         IFormer('m', window_size=-16)
     shma = [i for i, b in enumerate(IFormer('l').stages[2]) if isinstance(b, SHMABlock)]
     assert len(shma) == 8
+
+
+def test_the_old_attn_ratio_spelling_is_read_with_a_warning_naming_the_new_key():
+    from iformer_mm.models.backbones.iformer_arch import ARCH_SETTINGS
+    arch = dict(ARCH_SETTINGS['t'])
+    arch['attn_ratio'] = arch.pop('attn_head_dim_reduction')
+    with pytest.warns(FutureWarning, match="'attn_ratio' is now 'attn_head_dim_reduction'"):
+        old = IFormer(arch)
+    assert [b.attn.attn_dim for b in old.stages[3] if hasattr(b, 'attn')] == [64, 64]  # 256 // 4
+    with pytest.raises(ValueError, match="both 'attn_ratio' .* and 'attn_head_dim_reduction'"):
+        IFormer(dict(arch, attn_head_dim_reduction=(0, 0, 2, 4)))

@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from iformer_mm.analysis import benchmark
-from iformer_mm.analysis.cli import bench_main
+from benchmarks import latency as benchmark
+from benchmarks.cli import main as bench_main
 
 TINY = ['--models', 't', '--backbone-res', '64', '--classifier-res', '64', '--batch-sizes', '1',
         '--runs', '2', '--warmup', '0', '--threads', '1']

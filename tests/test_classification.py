@@ -12,7 +12,7 @@ from mmpretrain.structures import DataSample
 
 from iformer_mm.checkpoint import safe_load
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
-from iformer_mm.convert import convert_checkpoint
+from iformer_mm.zoo.convert import convert_checkpoint
 from iformer_mm.models.classifiers import build_teacher
 from iformer_mm.models.heads import IFormerClsHead, IFormerDistillHead
 

@@ -22,7 +22,7 @@ def _test_config(folder: Path, data_root: Path) -> Path:
     """The real iFormer-T config with only data, image size, batch and schedule length changed."""
     text = f"""
 _base_ = ['{CLS_CONFIGS / 'iformer-t_8xb512_in1k.py'}']
-from iformer_mm.datasets.shapes import SHAPE_CLASSES
+from demo.shapes import SHAPE_CLASSES
 _bgr_mean = [103.53, 116.28, 123.675]
 model = dict(head=dict(num_classes=len(SHAPE_CLASSES), topk=(1, )))
 data_preprocessor = dict(num_classes=len(SHAPE_CLASSES))
@@ -79,7 +79,7 @@ def _meta(path: Path) -> dict:
 
 @pytest.mark.slow
 def test_mmpretrain_tools_train_resume_and_test(tmp_path):
-    from iformer_mm.datasets.shapes import make_classification
+    from demo.shapes import make_classification
     data_root = tmp_path / 'shapes'
     make_classification(data_root, num_train_per_class=TRAIN_IMAGES_PER_CLASS,
                         num_val_per_class=2, image_size=64, seed=0)

@@ -8,7 +8,7 @@ import torch
 
 from iformer_mm.checkpoint import CheckpointError, safe_load
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
-from iformer_mm.convert import convert_checkpoint
+from iformer_mm.zoo.convert import convert_checkpoint
 from iformer_mm.models.backbones.iformer import IFormer
 
 from .helpers import REPO, build_classifier, randomize_bn, run_tool, write_release_file

@@ -1,4 +1,4 @@
-"""`make demo` (tools/demo.py, iformer_mm.demo): inputs, configs, pictures, and that it learns.
+"""`make demo` (tools/demo.py, demo): inputs, configs, pictures, and that it learns.
 
 Default suite: the CLI's input errors, the demo configs differ from the real iFormer-T configs
 only where allowed, the pictures, the dataset reuse rule, and a ``--quick`` run of all three
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iformer_mm.demo import cli, visualize as vis
-from iformer_mm.demo.data import DataSpec, ensure_data, mismatch
-from iformer_mm.demo.tasks import TASKS, with_dependencies
+from demo import cli, visualize as vis
+from demo.data import DataSpec, ensure_data, mismatch
+from demo.tasks import TASKS, with_dependencies
 
 from .helpers import REPO, run_tool
 
@@ -60,13 +60,15 @@ def test_cli_rejects_out_dir_that_is_a_file(tmp_path, capsys):
     blocker.write_text('x')
     for out in (blocker, blocker / 'sub'):
         line = _run_main(['--out-dir', str(out), '--data-root', str(tmp_path / 'd')], capsys)
-        assert 'results.txt' in line and 'not a directory' in line
+        assert 'results.txt' in line and 'is a file, not a folder' in line
     assert blocker.read_text() == 'x' and not (tmp_path / 'd').exists()
 
 
-@pytest.mark.skipif(hasattr(os, 'geteuid') and os.geteuid() == 0,
-                    reason='root ignores directory permissions')
 def test_cli_rejects_unwritable_out_dir(tmp_path, capsys):
+    if os.geteuid() == 0:  # root ignores permissions: a folder nobody can create files in
+        line = _run_main(['--out-dir', '/proc/iformer_demo_out'], capsys)
+        assert '/proc is not writable' in line and not os.path.exists('/proc/iformer_demo_out')
+        return
     locked = tmp_path / 'locked'
     locked.mkdir(mode=0o500)
     try:
@@ -254,7 +256,7 @@ def test_quick_demo_seg_trivial_baseline_matches_mmseg(quick_run):
     from mmseg.evaluation import IoUMetric
     from mmseg.structures import SegDataSample
 
-    from iformer_mm.datasets import ADE_CLASSES
+    from demo.shapes import ADE_CLASSES
     root = quick_run['base'] / 'data/ade/ADEChallengeData2016/annotations/validation'
     metric = IoUMetric(iou_metrics=['mIoU'])
     metric.dataset_meta = dict(classes=ADE_CLASSES)

@@ -16,7 +16,7 @@ import mmengine
 import torch
 
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
-from iformer_mm.datasets import make_ade20k, make_coco
+from demo.shapes import make_ade20k, make_coco
 
 from .helpers import run_tool, tiny_det_config, tiny_seg_config
 

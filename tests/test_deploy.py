@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from iformer_mm.deploy import cli
-from iformer_mm.deploy.build import load_config
-from iformer_mm.deploy.segmentor import build_segmentor
+from iformer_mm.utils.configs import load_config
+from iformer_mm.deploy.mm_model import build_mm_model
 from iformer_mm.deploy.targets import TARGETS
 from iformer_mm.models.backbones.iformer import IFormer
 from iformer_mm.models.plain_classifier import IFormerClassifier
@@ -110,7 +110,7 @@ def test_fp32_windowed_backbone_equals_pytorch(arch, target, tmp_path, capsys):
 
 def _random_segmentor(config: str, folder):
     torch.manual_seed(0)
-    model = randomize_bn(build_segmentor(load_config(config)), 3)
+    model = randomize_bn(build_mm_model(load_config(config), 'segmentor'), 3)
     path = folder / 'seg.pth'
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
     return model.eval(), str(path)
@@ -174,7 +174,7 @@ def test_segmentor_argmax_output(segmentor, tmp_path, capsys):
 
 @pytest.fixture(scope='module')
 def calib_folder(tmp_path_factory):
-    from iformer_mm.datasets.shapes import make_classification
+    from demo.shapes import make_classification
     root = tmp_path_factory.mktemp('calib') / 'cls'
     make_classification(root, num_train_per_class=4, num_val_per_class=2, image_size=64)
     return root

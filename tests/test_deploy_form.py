@@ -33,7 +33,7 @@ def _every_deploy_flag(model):
 @pytest.mark.parametrize('arch,kwargs', [
     ('t', {}),
     ('m', dict(window_size=16)),
-    (dict(dims=(16, 32, 64, 96), depths=(1, 1, 5, 3), num_attn=(0, 0, 1, 1), attn_ratio=(0, 0, 1, 1),
+    (dict(dims=(16, 32, 64, 96), depths=(1, 1, 5, 3), num_attn=(0, 0, 1, 1), attn_head_dim_reduction=(0, 0, 1, 1),
           conv_ratio=2, ffn_ratio=2, layer_scale_init_value=0.5), {}),  # layer scale, R = 1
 ])
 def test_saved_fused_backbone_loads_strictly_into_deploy_true(tmp_path, arch, kwargs):

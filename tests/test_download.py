@@ -17,7 +17,7 @@ import torch.hub
 from iformer_mm.checkpoint import CheckpointError, safe_load
 from iformer_mm.models.backbones.iformer import IFormer
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
-from iformer_mm.zoo.download import DownloadError, cache_dir, resolve_checkpoint
+from iformer_mm.checkpoint.download import DownloadError, cache_dir, resolve_checkpoint
 
 from .helpers import closed_port_url, release_file
 

@@ -9,7 +9,7 @@ from .helpers import randomize_bn, run_tool, timm_twin
 from iformer_mm.checkpoint import CheckpointError
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
 from iformer_mm.deploy import aliases as cli
-from iformer_mm.fileio import OutputError, atomic_path
+from iformer_mm.utils.fileio import OutputError, atomic_path
 from iformer_mm.models.backbones.iformer_arch import parse_model_name
 from iformer_mm.models.plain_classifier import IFormerClassifier, load_classifier
 from iformer_mm.models.backbones.iformer import IFormer

@@ -85,9 +85,9 @@ def test_windowed_paths_agree_with_padding():
 
 
 def test_equal_qk_and_v_dims_and_layer_scale():
-    # attn_ratio 1 (as H): q, k and v have the same width; layer scale folded on deploy
+    # head-dim reduction 1 (as H): q, k and v have the same width; layer scale folded on deploy
     arch = dict(dims=(16, 32, 64, 96), depths=(1, 1, 5, 3), num_attn=(0, 0, 1, 1),
-                attn_ratio=(0, 0, 1, 1), conv_ratio=2, ffn_ratio=2, layer_scale_init_value=0.5)
+                attn_head_dim_reduction=(0, 0, 1, 1), conv_ratio=2, ffn_ratio=2, layer_scale_init_value=0.5)
     torch.manual_seed(0)
     model = randomize_bn(IFormer(arch, out_indices=(0, 1, 2, 3))).eval()
     x = torch.randn(2, 3, 96, 128)
@@ -162,3 +162,49 @@ def test_training_path_matches_timm_outputs_and_gradients():
     for mine, theirs in pairs:
         scale = float(theirs.grad.abs().max())
         assert float((mine.grad - theirs.grad).abs().max()) <= 1e-4 * max(scale, 1.0)
+
+
+def _spy_on_kernels(monkeypatch):
+    """Count the calls of every registered fused kernel (the kernels still compute)."""
+    import collections
+    calls = collections.Counter()
+    for cls, kernel in list(fused_cpu_ops.FUSED_KERNELS.items()):
+        def spy(block, x, kernel=kernel, cls=cls):
+            calls[cls] += 1
+            return kernel(block, x)
+        monkeypatch.setitem(fused_cpu_ops.FUSED_KERNELS, cls, spy)
+    return calls
+
+
+@pytest.mark.parametrize('window_size', [0, 16])
+def test_every_block_type_of_the_published_variants_reaches_its_fused_kernel(monkeypatch,
+                                                                            window_size):
+    from iformer_mm.models.backbones.iformer_arch import ARCH_SETTINGS
+    calls = _spy_on_kernels(monkeypatch)
+    for arch in ARCH_SETTINGS:
+        model = IFormer(arch, out_indices=(0, 1, 2, 3), window_size=window_size).eval()
+        model.switch_to_deploy()
+        run = [*model.downsample_layers, *(block for stage in model.stages for block in stage)]
+        calls.clear()
+        with torch.no_grad():
+            model(torch.randn(1, 3, 64, 64))
+        assert calls, f'{arch}: the fused path did not run'
+        for block_type in {type(b) for b in run}:
+            assert calls[block_type] == sum(type(b) is block_type for b in run), (arch, block_type)
+
+
+def test_a_block_without_a_fused_kernel_is_refused_not_run_unfused():
+    from iformer_mm.models.backbones.iformer import ConvBlock
+
+    class RenamedConvBlock(ConvBlock):
+        pass
+
+    model = IFormer('t').eval()
+    model.switch_to_deploy()
+    model.stages[0][0].__class__ = RenamedConvBlock
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad(), pytest.raises(NotImplementedError,
+                                        match=r'no fused CPU kernel for .*RenamedConvBlock'):
+        model(x)
+    with torch.no_grad(), fused_cpu_ops.fused_kernels(False):
+        assert model(x)[0].shape == (1, 256, 2, 2)  # the standard-op path still runs it

@@ -12,7 +12,7 @@ import torch
 
 from iformer_mm.checkpoint import atomic_torch_save
 from iformer_mm.engine.atomic_backend import AtomicLocalBackend
-from iformer_mm.fileio import atomic_open, atomic_path, atomic_write_bytes, atomic_write_text
+from iformer_mm.utils.fileio import atomic_open, atomic_path, atomic_write_bytes, atomic_write_text
 
 
 @contextmanager

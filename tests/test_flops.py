@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from iformer_mm.analysis.cli import flops_main
-from iformer_mm.analysis.flops import REFERENCE_224, model_row
+from iformer_mm.flops import main as flops_main
+from iformer_mm.flops import REFERENCE_224, model_row
 
 FAST = ['t', 's', 'm', 'l', 'l2']
 SLOW = [pytest.param('h', marks=pytest.mark.slow)]  # builds a 100M-parameter model

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from iformer_mm.datasets import ADE_CLASSES, ADE_PALETTE, SHAPE_CLASSES, make_classification
-from iformer_mm.zoo.infer import infer, main
+from demo.shapes import ADE_CLASSES, ADE_PALETTE, SHAPE_CLASSES, make_classification
+from iformer_mm.apis.inference import infer, main
 
 from .helpers import REPO, build_model, load_dense_config, run_tool, write_release_file
 
@@ -98,14 +98,14 @@ def test_bad_input_is_one_line_and_writes_nothing(weights, pictures, tmp_path, c
         ([str(tmp_path / 'broken.jpg'), *cls], f'cannot read {tmp_path}/broken.jpg as an image'),
         ([str(tmp_path / 'empty'), *cls], f'folder {tmp_path}/empty has no images'),
         ([PHOTO, '--config', str(other), '--weights', str(weights['cls']), '--out-dir', str(out)],
-         "default_scope 'mmrotate'; tools/infer.py runs mmpretrain, mmdet and mmseg configs"),
+         "has default_scope 'mmrotate'; expected one of ['mmpretrain', 'mmdet', 'mmseg']"),
         ([PHOTO, '--config', str(CONFIGS['cls']), '--weights', str(tmp_path / 'gone.pth'),
           '--out-dir', str(out)], f'--weights not found: {tmp_path}/gone.pth'),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert message in err and err.count('\n') == 1 and err.startswith('error: '), err
+        assert message in err and err.count('\n') == 1 and err.startswith('infer.py: error: '), err
     assert not out.exists()
 
 

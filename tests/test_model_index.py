@@ -156,7 +156,7 @@ def test_metafiles_carry_the_published_numbers():
 
 def test_metafile_numbers_are_the_flops_tool_output(capsys):
     """Spot check against the CLI itself (tools/flops.py --json), not the function behind it."""
-    from iformer_mm.analysis.cli import flops_main
+    from iformer_mm.flops import main as flops_main
     import json
     assert flops_main(['--json', '--models', 'm', '--distilled']) == 0
     (row,) = json.loads(capsys.readouterr().out)
@@ -237,7 +237,7 @@ def test_the_default_scope_trap_and_the_helper():
     model it fails; inside toolbox_scope('mmpretrain') it works, and the scope is restored."""
     from mmengine.registry import DefaultScope, init_default_scope
     from mmpretrain.apis import ImageClassificationInferencer
-    from iformer_mm.scope import toolbox_scope
+    from iformer_mm.utils.scope import toolbox_scope
     cfg = Config.fromfile(str(REPO / 'configs/classification/iformer-t_1xb32_shapes.py'))
     init_default_scope('mmseg')  # what building an mmseg model / MMSegInferencer leaves behind
     with pytest.raises(KeyError, match='ResizeEdge is not in the mmseg::transform registry'):

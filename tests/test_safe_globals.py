@@ -7,7 +7,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 
 import iformer_mm  # noqa: F401  (registers the allowlist)
-from iformer_mm.safe_globals import mmengine_checkpoint_globals
+from iformer_mm.checkpoint.safe_globals import mmengine_checkpoint_globals
 
 
 def test_real_runner_checkpoint_resumes(tmp_path):
@@ -75,7 +75,7 @@ def test_allowlist_has_no_code_execution_primitives():
 
 
 def test_release_file_context_restores_the_process_allowlist():
-    from iformer_mm.safe_globals import allow_release_file_globals
+    from iformer_mm.checkpoint.safe_globals import allow_release_file_globals
     import argparse
     before = list(torch.serialization.get_safe_globals())
     with allow_release_file_globals():

@@ -1,5 +1,6 @@
-"""The package's shape: no import cycles (not even behind function-level imports), every module
-importable, and no code or doc that points outside the repository or at issue numbers."""
+"""The package's shape: its folders import one way (lowest layer first, function-level imports
+counted), no module or folder cycles, the developer tooling stays outside it, every module
+imports, and no code or doc points outside the repository or at issue numbers."""
 import ast
 import importlib
 import re
@@ -10,6 +11,22 @@ from .helpers import REPO
 
 PKG = REPO / 'iformer_mm'
 
+#: the package's folders (and root modules), lowest layer first: each imports only its own
+#: modules and those of earlier layers; the package's own __init__ (importing it registers
+#: everything) sits above them all
+LAYERS = (
+    ('version',),
+    ('registry', 'utils'),
+    ('checkpoint',),
+    ('models', 'engine'),
+    ('flops',),
+    ('zoo',),
+    ('deploy',),
+    ('apis',),
+)
+#: developer tooling in the repository that the library must never import
+REPO_ONLY = ('benchmarks', 'demo', 'tests', 'tools')
+
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(REPO).with_suffix('').parts)
@@ -18,6 +35,17 @@ def _module_name(path: Path) -> str:
 
 def _modules() -> Dict[str, Path]:
     return {_module_name(p): p for p in sorted(PKG.rglob('*.py'))}
+
+
+def _imported_names(path: Path) -> Set[str]:
+    """Top-level names of every absolute import in a file (function-level ones included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split('.')[0])
+        elif isinstance(node, ast.Import):
+            names |= {a.name.split('.')[0] for a in node.names}
+    return names
 
 
 def import_graph() -> Dict[str, Set[str]]:
@@ -65,6 +93,57 @@ def find_cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
     return cycles
 
 
+def unit_of(module: str) -> str:
+    """'iformer_mm.deploy.targets.base' -> 'deploy'; the package itself -> '__init__'."""
+    parts = module.split('.')
+    return parts[1] if len(parts) > 1 else '__init__'
+
+
+def unit_graph(graph: Dict[str, Set[str]]) -> Dict[str, Set[str]]:
+    """Folder (or root module) -> the other folders its modules import."""
+    units: Dict[str, Set[str]] = {}
+    for module, deps in graph.items():
+        units.setdefault(unit_of(module), set()).update(
+            unit_of(d) for d in deps if unit_of(d) != unit_of(module))
+    return units
+
+
+def layer_violations(units: Dict[str, Set[str]], layers=LAYERS) -> List[str]:
+    """Each import of a folder that is not in an earlier layer, as 'a -> b'."""
+    rank = {unit: i for i, layer in enumerate(layers) for unit in layer}
+    rank['__init__'] = len(layers)
+    problems = [f'{u} is in no layer: add it to LAYERS' for u in units if u not in rank]
+    for unit, deps in sorted(units.items()):
+        for dep in sorted(deps):
+            if unit in rank and rank.get(dep, len(layers)) >= rank[unit]:
+                problems.append(f'{unit} -> {dep}')
+    return problems
+
+
+def test_the_layer_check_finds_a_folder_loop_and_a_peer_import():
+    # a module-level graph without cycles can still hide a folder-level one
+    graph = {'p.a.x': {'p.b.y'}, 'p.b.y': set(), 'p.b.z': {'p.a.w'}, 'p.a.w': set()}
+    assert not find_cycles(graph)
+    units = unit_graph(graph)
+    assert find_cycles(units) == [['a', 'b', 'a']]
+    assert layer_violations(units, (('b',), ('a',))) == ['b -> a']
+    assert layer_violations({'m': {'e'}, 'e': set()}, (('m', 'e'),)) == ['m -> e']
+    assert layer_violations({'new': set()}, ()) == ['new is in no layer: add it to LAYERS']
+
+
+def test_folders_import_one_way():
+    units = unit_graph(import_graph())
+    assert units['deploy'] and units['apis'], units  # the graph sees the package's imports
+    assert not find_cycles(units), find_cycles(units)
+    assert not layer_violations(units), layer_violations(units)
+
+
+def test_the_library_never_imports_the_repository_tooling():
+    offenders = [f'{path.relative_to(REPO)} imports {name}' for path in sorted(PKG.rglob('*.py'))
+                 for name in sorted(_imported_names(path) & set(REPO_ONLY))]
+    assert not offenders, offenders
+
+
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == [['a', 'b', 'c', 'a']]
     assert find_cycles({'a': {'b'}, 'b': set()}) == []
@@ -79,7 +158,8 @@ def test_no_import_cycles():
 
 def test_every_module_imports():
     for name in _modules():  # optional runtimes (coremltools, onnx) are imported lazily inside
-        importlib.import_module(name)
+        if not name.endswith('__main__'):  # runs the command when imported
+            importlib.import_module(name)
 
 
 def test_the_repository_stands_alone():
@@ -87,6 +167,7 @@ def test_the_repository_stands_alone():
     to them: code, configs, tools and docs must not point at either."""
     offenders = []
     for path in [*REPO.glob('iformer_mm/**/*.py'), *REPO.glob('tools/*'), *REPO.glob('configs/**/*.py'),
+                 *REPO.glob('benchmarks/*.py'), *REPO.glob('demo/**/*.py'),
                  *REPO.glob('tests/*.py'), *REPO.glob('docs/*.md'), REPO / 'README.md',
                  *REPO.glob('benchmarks/*.md')]:
         if path.name == 'test_structure.py' or not path.is_file():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iformer_mm.datasets import (ADE_CLASSES, ADE_PALETTE, COCO_CLASSES, MIN_IMAGE_SIZE,
+from demo.shapes import (ADE_CLASSES, ADE_PALETTE, COCO_CLASSES, MIN_IMAGE_SIZE,
                                  SHAPE_CLASSES, make_ade20k, make_classification, make_coco)
 
 from .helpers import PY, REPO, tool_env

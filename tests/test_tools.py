@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
-from iformer_mm.datasets.shapes import make_classification, make_coco
+from demo.shapes import make_classification, make_coco
 
 from .helpers import PY, REPO, run_tool, tiny_cls_config, tiny_det_config, tool_env
 
@@ -121,7 +121,7 @@ def test_killed_detection_run_resumes_exactly(tmp_path):
 
 
 def test_tools_reject_bad_input(cls_setup, tmp_path, capsys):
-    from iformer_mm.launch import main
+    from iformer_mm.apis.launch import main
     _, cfg = cls_setup
     cases = [(('train', [str(tmp_path / 'nope.py')]), 'config file not found'),
              (('test', [str(cfg), str(tmp_path / 'missing.pth')]), 'checkpoint not found'),
@@ -161,7 +161,7 @@ def test_dist_train_two_processes_on_cpu(cls_setup, tmp_path):
 @pytest.mark.parametrize('config', sorted(str(p.relative_to(REPO)) for p in REPO.glob('configs/*/*.py')))
 def test_real_configs_name_their_missing_data(config, capsys):
     """Every shipped config points at a standard layout; without the data the error names it."""
-    from iformer_mm.launch import main
+    from iformer_mm.apis.launch import main
     if '_shapes' in config:
         pytest.skip('demo configs generate their own data')
     rc = main('train', [config, '--work-dir', '/tmp/iformer_mm_never_used'])

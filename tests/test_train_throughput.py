@@ -1,10 +1,11 @@
-"""GPU training throughput benchmark (``tools/benchmark.py --train-throughput``), on the CPU.
+"""GPU training throughput benchmark (``tools/benchmark.py train-throughput``), on the CPU.
 
 No GPU here: the smoke run exercises the whole pipeline (same-network checks, every kind of
 setting, JSON, Markdown) on a tiny configuration, with the mm toolboxes made unimportable; the
 GPU-only paths (out-of-memory, compile past the budget, GPU description) are driven with stand-ins.
 No timing assertions.
 """
+import itertools
 import json
 import math
 import time
@@ -12,9 +13,9 @@ import time
 import pytest
 import torch
 
-from iformer_mm.analysis import machine, timing
-from iformer_mm.analysis import train_throughput as tt
-from iformer_mm.analysis.cli import bench_main
+from benchmarks import machine, timing
+from benchmarks import train_throughput as tt
+from benchmarks.cli import main as bench_main
 
 from .helpers import run_tool
 
@@ -29,7 +30,7 @@ def smoke(tmp_path_factory):
         'import sys, runpy\n'
         f'for name in {BLOCKED!r}:\n'
         '    sys.modules[name] = None  # "not installed": import fails, find_spec says None\n'
-        f"sys.argv = ['tools/benchmark.py', '--train-throughput', '--device', 'cpu', '--smoke',\n"
+        f"sys.argv = ['tools/benchmark.py', 'train-throughput', '--device', 'cpu', '--smoke',\n"
         f"            '--out', {str(out)!r}]\n"
         'try:\n'
         "    runpy.run_path('tools/benchmark.py', run_name='__main__')\n"
@@ -56,7 +57,7 @@ def test_smoke_runs_without_mmcv_mmdet_mmseg_mmpretrain(smoke):
 def test_smoke_json_schema(smoke):
     _, _, doc = smoke
     assert doc['schema'] == tt.SCHEMA and doc['smoke'] is True
-    assert doc['command'].startswith('python tools/benchmark.py --train-throughput')
+    assert doc['command'].startswith('python tools/benchmark.py train-throughput')
     env = doc['environment']
     assert env['device'] == 'cpu' and env['gpu'] is None
     assert {'torch', 'timm', 'mmengine', 'python', 'iformer_mm', 'cpu', 'tf32'} <= set(env)
@@ -102,6 +103,7 @@ def test_smoke_markdown_table_and_report(smoke, capsys):
     assert table.startswith('**Smoke run')
     assert '| T | 64 | 2 | bf16 | channels_last | eager |' in table
     assert 'CPU: ' in table and '(not a GPU figure)' in table
+    # the spelling of earlier versions names the mode too
     assert bench_main(['--train-throughput', '--report', str(out)]) == 0
     assert capsys.readouterr().out == table
 
@@ -127,7 +129,7 @@ def test_a_failed_check_skips_the_pair_and_exits_1(tmp_path, monkeypatch, capsys
         return pair
     monkeypatch.setattr(tt, 'build_pair', broken)
     out = tmp_path / 'r.json'
-    assert bench_main(['--train-throughput', '--device', 'cpu', '--smoke', '--dtypes', 'fp32',
+    assert bench_main(['train-throughput', '--device', 'cpu', '--smoke', '--dtypes', 'fp32',
                        '--memory-formats', 'nchw', '--dense-models', '--out', str(out)]) == 1
     assert 'did not compute the same thing' in capsys.readouterr().err
     doc = json.loads(out.read_text())
@@ -270,17 +272,40 @@ def test_summary_targets():
     assert s['not_measured'] == ['train M 224 b256 fp32 nchw compile: oom (OOM)']
 
 
-def test_the_default_plan_is_the_gpu_run():
-    settings = tt.Plan().settings()
-    kinds = [s.kind for s in settings]
-    assert kinds.count('train') == 3 * 2 * 2 * 2 + 3 * 2  # t m l eager grid + compile
-    assert kinds.count('inference') == 3 * 2 and kinds.count('dense_train') == 2 * 2 * 2
+def test_the_plan_runs_its_grid_with_compile_last():
+    plan = tt.Plan()
+    settings = plan.settings()
+    eager_train = {(s.model, s.batch, s.dtype, s.memory_format) for s in settings
+                   if s.kind == 'train' and s.mode == 'eager'}
+    assert eager_train == set(itertools.product(plan.models, plan.batch_sizes, plan.dtypes,
+                                                plan.memory_formats))
+    assert {s.model for s in settings if s.kind == 'inference'} == set(plan.models)  # None: same
+    assert {(s.resolution, s.batch) for s in settings if s.kind == 'dense_train'} == {
+        (plan.dense_resolution, plan.dense_batch)}
     compiled = [s for s in settings if s.mode == 'compile']
-    assert settings[-len(compiled):] == compiled  # compile last: the budget cuts its tail
-    assert (compiled[0].model, compiled[0].dtype, compiled[0].memory_format, compiled[0].batch) \
-        == ('m', 'bf16', 'channels_last', 256)
-    assert {(s.resolution, s.batch) for s in settings if s.kind == 'dense_train'} == {(512, 16)}
-    assert {(s.batch, s.dtype) for s in settings if s.kind == 'inference'} == {(256, 'bf16')}
+    assert compiled and settings[-len(compiled):] == compiled  # compile last: the budget cuts it
+    assert [s.model for s in compiled] == sorted(
+        (s.model for s in compiled), key=plan.compile_models.index)  # in priority order
+    assert len(settings) == len(set(settings))
+
+
+def test_the_flags_are_the_plan_fields():
+    import argparse
+    import dataclasses
+    parser = argparse.ArgumentParser()
+    tt.plan_flags(parser)
+    flags = {a.dest for a in parser._actions if a.dest != 'help'}
+    declared = {f.name for f in dataclasses.fields(tt.Plan)
+                if {'flag', 'switch_off'} & set(f.metadata)}
+    assert flags == declared and 'smoke' not in flags
+    args = parser.parse_args(['--models', 'm', '--compile-settings', 'fp32:nchw', '--rounds', '2',
+                              '--no-profile', '--compile-models'])
+    plan = tt.plan_from_args(args)
+    assert (plan.models, plan.compile_settings, plan.rounds) == (('m',), (('fp32', 'nchw'),), 2)
+    assert plan.profile_misses is False and plan.compile_models == ()
+    untouched = tt.Plan()
+    assert plan.batch_sizes == untouched.batch_sizes and plan.cudnn_benchmark is True
+    assert tt.plan_from_args(parser.parse_args([]), smoke=True) == tt.Plan.smoke_run()
 
 
 def test_gpu_description(monkeypatch):
@@ -312,24 +337,30 @@ def test_gpu_description(monkeypatch):
 ])
 def test_bad_input(tmp_path, capsys, argv, message):
     out = tmp_path / 'r.json'
-    assert bench_main(['--train-throughput', '--device', 'cpu', '--smoke', '--out', str(out)]
-                      + argv) == 2
+    try:  # a bad flag value is argparse's error (SystemExit 2), a bad device the command's
+        code = bench_main(['train-throughput', '--device', 'cpu', '--smoke', '--out', str(out)]
+                          + argv)
+    except SystemExit as e:
+        code = e.code
+    assert code == 2
     err = capsys.readouterr().err
-    assert message in err and err.startswith('error: ') and err.count('\n') == 1, err
+    assert message in err and err.count('\n') == 1, err
+    assert err.startswith('benchmark.py train-throughput: error: '), err
     assert not list(tmp_path.iterdir())
 
 
 def test_cuda_without_a_gpu_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)  # as here; also on a GPU host
-    assert bench_main(['--train-throughput', '--device', 'cuda', '--out',
+    assert bench_main(['train-throughput', '--device', 'cuda', '--out',
                        str(tmp_path / 'r.json')]) == 2
     err = capsys.readouterr().err
-    assert err.startswith('error: --device cuda: CUDA is not available on this machine')
+    assert err.startswith('benchmark.py train-throughput: error: --device cuda: CUDA is not '
+                          'available on this machine')
     assert err.count('\n') == 1 and not list(tmp_path.iterdir())
 
 
 def test_cpu_runs_never_write_the_gpu_results_file(capsys):
-    assert bench_main(['--train-throughput', '--device', 'cpu', '--smoke']) == 2
+    assert bench_main(['train-throughput', '--device', 'cpu', '--smoke']) == 2
     assert 'benchmarks/gpu_train.json holds full GPU runs only' in capsys.readouterr().err
 
 
@@ -337,7 +368,7 @@ def test_cpu_runs_never_write_the_gpu_results_file(capsys):
 def test_compiled_setting_runs_on_cpu(tmp_path):
     """The torch.compile path end to end (minutes on 2 CPU cores: the C++ kernels compile)."""
     out = tmp_path / 'c.json'
-    run_tool('tools/benchmark.py', '--train-throughput', '--device', 'cpu', '--smoke', '--dtypes',
+    run_tool('tools/benchmark.py', 'train-throughput', '--device', 'cpu', '--smoke', '--dtypes',
              'fp32', '--memory-formats', 'nchw', '--inference-models', '--dense-models',
              '--compile-models', 't', '--compile-settings', 'fp32:nchw', '--compile-batch-sizes',
              '2', '--compile-estimate-s', '1', '--budget-s', '1500', '--out', out, threads=2)

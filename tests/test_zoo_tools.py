@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from iformer_mm.datasets.shapes import make_classification, make_coco
+from demo.shapes import make_classification, make_coco
 from iformer_mm.models.backbones.iformer_keys import extract_backbone_state, ours_to_official
 
 from .helpers import (REPO, build_classifier, closed_port_url, release_file, run_tool,
@@ -100,13 +100,13 @@ def test_a_bad_argument_prints_one_line_and_no_banner(case, tmp_path, torch_home
                             image_size=32, seed=0)
         url = closed_port_url('iFormer_t.pth')
         args = [REPO / 'tools/test.py', tiny_cls_config(tmp_path, tmp_path / 'data'), url]
-        expected = (f'error: cannot download {url}: [Errno 111] Connection refused; tried to '
+        expected = (f'test.py: error: cannot download {url}: [Errno 111] Connection refused; tried to '
                     f'cache it at {torch_home}/hub/checkpoints/iFormer_t.pth; offline? download '
                     'the file elsewhere and place it there by hand, or pass a local path instead '
                     'of the URL')
     else:
         args = [REPO / 'tools/infer.py', tmp_path / 'nope.jpg', '--config', cls_cfg, '--weights', 'x.pth']
-        expected = f'error: image not found: {tmp_path}/nope.jpg'
+        expected = f'infer.py: error: image not found: {tmp_path}/nope.jpg'
     proc = run_tool(*args, check=False, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr == expected + '\n', proc.stderr

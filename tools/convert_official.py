@@ -7,7 +7,7 @@
 Classification release files become {'state_dict': {backbone.*, head.*}, 'meta'} for the
 configs/classification models; published mmdet / mmseg files keep all keys with the backbone
 keys renamed. Bad input: exit code 2, one line on stderr, nothing written (see
-iformer_mm.convert).
+iformer_mm.zoo.convert).
 """
 import argparse
 import os
@@ -15,13 +15,17 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from iformer_mm.cli_warnings import quiet_known_warnings  # noqa: E402
+from iformer_mm.utils.cli import quiet_known_warnings  # noqa: E402
 
 quiet_known_warnings()
 
 
+PROG = 'convert_official.py'
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    from iformer_mm.utils.cli import ToolParser
+    parser = ToolParser(prog=PROG, description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='published .pth (classification, detection or segmentation), '
                                     'or its URL (downloaded once into the torch hub cache)')
     parser.add_argument('dst', help='output .pth (written atomically)')
@@ -33,22 +37,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from iformer_mm.checkpoint import CheckpointError
     from iformer_mm.models.backbones.iformer_arch import ARCH_SETTINGS, parse_model_name
-    if args.arch is not None:
-        try:
-            parse_model_name(args.arch)
-        except ValueError:
-            print(f'error: --arch {args.arch!r} is not an iFormer variant; expected one of '
-                  f'{", ".join(ARCH_SETTINGS)} (or iformer-m / iFormer_m spellings)',
-                  file=sys.stderr)
-            return 2
-    from iformer_mm.convert import convert_checkpoint
+    from iformer_mm.utils.cli import error_exit
+    from iformer_mm.zoo.convert import convert_checkpoint
     try:
+        if args.arch is not None:
+            try:
+                parse_model_name(args.arch)
+            except ValueError:
+                raise ValueError(f'--arch {args.arch!r} is not an iFormer variant; expected one '
+                                 f'of {", ".join(ARCH_SETTINGS)} (or iformer-m / iFormer_m '
+                                 'spellings)') from None
         meta = convert_checkpoint(args.src, args.dst, arch=args.arch, use_ema=args.ema)
-    except (CheckpointError, OSError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as e:  # CheckpointError is a ValueError
+        return error_exit(PROG, e)
     arch = f"iFormer-{meta['arch'].upper()}" if meta.get('arch') else 'custom iFormer'
     print(f"{args.src} ({meta['format']}, {arch}) -> {args.dst}")
     return 0

@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from iformer_mm.cli_warnings import quiet_known_warnings  # noqa: E402
+from iformer_mm.utils.cli import quiet_known_warnings  # noqa: E402
 
 quiet_known_warnings()
 

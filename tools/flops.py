@@ -9,11 +9,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from iformer_mm.cli_warnings import quiet_known_warnings  # noqa: E402
+from iformer_mm.utils.cli import quiet_known_warnings  # noqa: E402
 
 quiet_known_warnings()
 
-from iformer_mm.analysis.cli import flops_main  # noqa: E402
+from iformer_mm.flops import main  # noqa: E402
 
 if __name__ == '__main__':
-    sys.exit(flops_main())
+    sys.exit(main())

@@ -5,20 +5,20 @@
     python tools/make_model_index.py --check    # exit 1 and name the files that are out of date
 See iformer_mm.zoo.metafiles.
 """
-import argparse
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from iformer_mm.cli_warnings import quiet_known_warnings  # noqa: E402
+from iformer_mm.utils.cli import quiet_known_warnings  # noqa: E402
 
 quiet_known_warnings()
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    from iformer_mm.utils.cli import ToolParser
+    parser = ToolParser(prog='make_model_index.py', description=__doc__.split('\n\n')[0])
     parser.add_argument('--check', action='store_true',
                         help='compare with the committed files instead of writing them')
     args = parser.parse_args(argv)
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
             if not os.path.isfile(path) or open(path, encoding='utf-8').read() != text:
                 stale.append(rel)
         if stale:
-            print(f'error: out of date: {", ".join(stale)} (run python tools/make_model_index.py)',
+            print(f'make_model_index.py: error: out of date: {", ".join(stale)} (run python tools/make_model_index.py)',
                   file=sys.stderr)
             return 1
         print(f'{len(texts)} files up to date')

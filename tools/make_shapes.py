@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write the synthetic shape datasets (thin CLI over ``iformer_mm.datasets.shapes.cli``).
+"""Write the synthetic shape datasets (thin CLI over ``demo.shapes.cli``).
 
     python tools/make_shapes.py all                               # data/shapes/{cls,coco,ade}
     python tools/make_shapes.py det --num-train 400 --num-val 50  # data/shapes/coco only
@@ -11,11 +11,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from iformer_mm.cli_warnings import quiet_known_warnings  # noqa: E402
+from iformer_mm.utils.cli import quiet_known_warnings  # noqa: E402
 
 quiet_known_warnings()
 
-from iformer_mm.datasets.shapes.cli import main  # noqa: E402
+from demo.shapes.cli import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -5,11 +5,11 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from iformer_mm.cli_warnings import quiet_known_warnings  # noqa: E402
+from iformer_mm.utils.cli import quiet_known_warnings  # noqa: E402
 
 quiet_known_warnings()
 
-from iformer_mm.launch import main  # noqa: E402
+from iformer_mm.apis.launch import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main('train'))

@@ -14,7 +14,7 @@
 _base_ = ['./iformer-t_8xb512_in1k.py']
 
 data_root = 'data/shapes/cls'
-classes = ('circle', 'cross', 'square', 'star', 'triangle')  # iformer_mm.datasets.SHAPE_CLASSES
+classes = ('circle', 'cross', 'square', 'star', 'triangle')  # demo.shapes.SHAPE_CLASSES
 img_size = 64
 max_epochs = 4
 

@@ -18,7 +18,7 @@
 _base_ = ['./mask-rcnn_iformer-t_fpn_1x_coco.py']
 
 data_root = 'data/shapes/coco/'
-classes = ('circle', 'cross', 'square', 'star', 'triangle')  # iformer_mm.datasets.COCO_CLASSES
+classes = ('circle', 'cross', 'square', 'star', 'triangle')  # demo.shapes.COCO_CLASSES
 img_scale = (128, 128)
 max_epochs = 3
 # `tools/train.py` writes the classifier here; the demo passes its own path

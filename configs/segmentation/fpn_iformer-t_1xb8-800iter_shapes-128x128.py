@@ -15,7 +15,7 @@
 _base_ = ['./fpn_iformer-t_8xb4-40k_ade20k-512x512.py']
 
 data_root = 'data/shapes/ade/ADEChallengeData2016'
-# iformer_mm.datasets.ADE_CLASSES / ADE_PALETTE
+# demo.shapes.ADE_CLASSES / ADE_PALETTE
 classes = ('background', 'circle', 'cross', 'square', 'star', 'triangle')
 palette = [[0, 0, 0], [220, 20, 60], [0, 130, 200], [60, 180, 75], [255, 225, 25], [145, 30, 180]]
 crop_size = (128, 128)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Dict, List, Optional
 
-from ..fileio import OutputError
+from ..utils.cli import ToolParser, error_exit
+from ..utils.fileio import OutputError
 from ..models.backbones.iformer_arch import parse_model_name, parse_resolution, valid_model_names
 from .export import Request, deploy
 
@@ -22,8 +22,8 @@ ALIAS_TASKS = ('classifier', 'backbone')
 
 def build_parser(fmt: str) -> argparse.ArgumentParser:
     what = 'Core ML (.mlpackage, ML Program, FP16, iOS15+)' if fmt == 'coreml' else 'ONNX'
-    p = argparse.ArgumentParser(
-        description=f'Export a fused iFormer to {what}. 224 exports the classifier (1x1000 '
+    p = ToolParser(
+        prog=f'export_{fmt}.py', description=f'Export a fused iFormer to {what}. 224 exports the classifier (1x1000 '
                     'logits), 512 the dense backbone (windowed stage-2 attention, four feature '
                     'maps), unless --task says otherwise. More targets, int8 and the whole '
                     'segmentor: tools/deploy.py.')
@@ -68,8 +68,7 @@ def main(fmt: str, argv: Optional[List[str]] = None) -> int:
         report = export(fmt, args.model, args.resolution, args.task, args.checkpoint,
                         args.out_dir, args.window_size)
     except (ValueError, OSError, OutputError) as e:  # CheckpointError / DeployError: ValueError
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return error_exit(f'export_{fmt}.py', e)
     if args.json:
         print(json.dumps(report, indent=2, default=list))
         return 0

@@ -1,17 +1,17 @@
 """What to export: model name, task, weights, config -> a fused eval model and its description.
 
 Tasks: ``classifier`` (logits), ``backbone`` (the four dense feature maps, published windowed
-layout) and ``segmentor`` (the whole Semantic FPN: backbone + neck + head + resize, see
-:mod:`.segmentor`). Inputs are always the normalised NCHW float tensor the toolbox's data
+layout), ``segmentor`` (the whole Semantic FPN: backbone + neck + head + resize, see
+:mod:`.segmentor`) and ``detector`` (the whole Mask / Faster R-CNN: backbone + FPN + RPN + RoI
+heads + NMS, see :mod:`.detector`). Inputs are always the normalised NCHW float tensor the toolbox's data
 preprocessor produces; its mean / std / channel order travel with the model
 (:class:`Preprocess`) into every report. Model names and resolutions are parsed by
 :mod:`iformer_mm.models.backbones.iformer_arch`, as everywhere else.
 """
 from __future__ import annotations
 
-import os
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch.nn as nn
@@ -20,15 +20,18 @@ from ..models.backbones.iformer import IFormer
 from ..models.backbones.iformer_arch import parse_model_name
 from ..models.backbones.iformer_keys import load_backbone_weights
 from ..models.plain_classifier import IFormerClassifier, load_classifier
-from .segmentor import SegmentorForExport, build_segmentor, fuse_for_export
+from ..utils.configs import find_config, load_config
+from .mm_model import build_mm_model, fuse_for_export
+from .detector import DetectorForExport
+from .segmentor import SegmentorForExport
 
-TASKS = ('classifier', 'backbone', 'segmentor')
+TASKS = ('classifier', 'backbone', 'segmentor', 'detector')
+#: the tasks whose network is a whole mm model built from --config
+MM_TASKS = ('segmentor', 'detector')
 INPUT_NAME = 'image'
 BACKBONE_OUTPUTS = ('feat_s4', 'feat_s8', 'feat_s16', 'feat_s32')
-DEFAULT_RESOLUTION = {'classifier': 224, 'backbone': 512, 'segmentor': 512}
+DEFAULT_RESOLUTION = {'classifier': 224, 'backbone': 512, 'segmentor': 512, 'detector': 800}
 PUBLISHED_WINDOW_SIZE = 16
-#: where the repository's configs are when the package runs from a checkout
-CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs'
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
@@ -62,6 +65,9 @@ class ExportModel:
     cfg: Any = field(default=None, repr=False)  # the loaded ``config`` (mmengine Config)
     num_classes: Optional[int] = None
     classes: Optional[List[str]] = None
+    #: the toolbox's own model behind ``model`` (segmentor / detector; fused, same weights):
+    #: the PyTorch reference for accuracy figures
+    mm_model: Optional[nn.Module] = field(default=None, repr=False)
 
     @property
     def input_shape(self) -> Tuple[int, int, int, int]:
@@ -99,19 +105,18 @@ def check_task(task: str) -> str:
 
 
 def default_config(task: str, arch: str, distilled: bool = False) -> Optional[str]:
-    """The repository's published-recipe config for ``task`` (None when not in a checkout)."""
+    """The shipped published-recipe config for ``task`` (None for the plain backbone, and for a
+    variant without a recipe config)."""
     names = {'classifier': f'classification/iformer-{arch}{"-distilled" if distilled else ""}'
                            f'_8xb{128 if arch == "h" else 512}_in1k.py',
-             'segmentor': f'segmentation/fpn_iformer-{arch}_8xb4-40k_ade20k-512x512.py'}
-    path = CONFIG_DIR / names[task] if task in names else None
-    return str(path) if path is not None and path.is_file() else None
-
-
-def load_config(path: str):
-    from mmengine.config import Config
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'--config {path} does not exist')
-    return Config.fromfile(path)
+             'segmentor': f'segmentation/fpn_iformer-{arch}_8xb4-40k_ade20k-512x512.py',
+             'detector': f'detection/mask-rcnn_iformer-{arch}_fpn_1x_coco.py'}
+    if task not in names:
+        return None
+    try:
+        return find_config(names[task])
+    except FileNotFoundError:
+        return None
 
 
 def preprocess_of(cfg) -> Preprocess:
@@ -123,13 +128,18 @@ def preprocess_of(cfg) -> Preprocess:
 
 
 def resolution_of(cfg, task: str) -> Optional[Tuple[int, int]]:
-    """The input size the config's test pipeline produces: the classification centre crop or the
-    segmentor's preprocessor size (None when the config does not fix one)."""
+    """The input size the config's test pipeline produces: the classification centre crop, the
+    segmentor's preprocessor size, the detector's keep-ratio test scale (landscape) padded to a
+    multiple of 32, e.g. (1333, 800) -> 800x1344 (None when the config does not fix one)."""
     if task == 'segmentor':
         size = (cfg.model.get('data_preprocessor') or {}).get('size')
         return tuple(int(s) for s in size) if size else None
     for step in (cfg.get('test_dataloader') or {}).get('dataset', {}).get('pipeline', []):
-        if step.get('type') == 'CenterCrop':
+        if task == 'detector' and step.get('type') == 'Resize' and step.get('scale'):
+            scale = step['scale']
+            short, long = (scale, scale) if isinstance(scale, int) else sorted(scale)
+            return (32 * math.ceil(short / 32), 32 * math.ceil(long / 32))
+        if task != 'detector' and step.get('type') == 'CenterCrop':
             crop = step['crop_size']
             return (int(crop), int(crop)) if isinstance(crop, int) else tuple(int(c) for c in crop[::-1])
     return None
@@ -148,23 +158,23 @@ def build_export_model(name: str, task: str = 'classifier', checkpoint: Optional
                        seg_output: str = 'logits') -> ExportModel:
     """Build, load, fuse and eval the model to export (random weights without a checkpoint).
 
-    ``window_size`` (backbone / segmentor): None = the published dense layout (16x16 windows in
+    ``window_size`` (backbone / segmentor / detector): None = the published dense layout (16x16 windows in
     stage 2), 0 = global attention. ``config`` gives the preprocessing (and, for the segmentor,
     the network); the repository's recipe config is the default where one exists.
     """
     arch, distilled = parse_model_name(name)
     check_task(task)
     config = config or default_config(task, arch, distilled)
-    cfg = load_config(config) if config else None
-    if task == 'segmentor' and cfg is None:
-        raise ValueError('--task segmentor needs --config (an mmseg Semantic FPN config), e.g. '
-                         'configs/segmentation/fpn_iformer-m_8xb4-40k_ade20k-512x512.py')
+    cfg = load_config(config, '--config') if config else None
+    if task in MM_TASKS and cfg is None:
+        raise ValueError(f'--task {task} needs --config (an mmseg Semantic FPN / mmdet Mask R-CNN '
+                         'config), e.g. configs/detection/mask-rcnn_iformer-m_fpn_1x_coco.py')
     resolution = tuple(resolution or (cfg is not None and resolution_of(cfg, task))
                        or (DEFAULT_RESOLUTION[task],) * 2)
-    num_classes = None
+    num_classes = mm_model = None
     if task == 'classifier':
         if window_size:
-            raise ValueError('window_size applies to --task backbone / segmentor only (the '
+            raise ValueError('window_size applies to --task backbone / segmentor / detector only (the '
                              f'classifier uses global attention), got {window_size}')
         model = (load_classifier(arch, checkpoint, distilled) if checkpoint
                  else IFormerClassifier(arch, num_classes=1000, distilled=distilled))
@@ -178,20 +188,26 @@ def build_export_model(name: str, task: str = 'classifier', checkpoint: Optional
         model.eval().switch_to_deploy()
         outputs = BACKBONE_OUTPUTS
     else:
-        segmentor = build_segmentor(cfg, checkpoint)
-        backbone = segmentor.backbone
+        mm_model = build_mm_model(cfg, task, checkpoint)
+        backbone = mm_model.backbone
         if backbone.arch_name != 'custom' and parse_model_name(str(backbone.arch_name))[0] != arch:
             raise ValueError(f'--config {config} builds an iFormer-{str(backbone.arch_name).upper()} '
-                             f'segmentor, not iFormer-{arch.upper()} (--model {name})')
+                             f'{task}, not iFormer-{arch.upper()} (--model {name})')
         if window_size is not None:
             backbone.set_window(window_size)
         window_size = backbone.window_size
-        model = SegmentorForExport(fuse_for_export(segmentor), seg_output).eval()
+        fuse_for_export(mm_model)
+        if task == 'segmentor':
+            model = SegmentorForExport(mm_model, seg_output).eval()
+            outputs = ('seg_logits',) if seg_output == 'logits' else ('seg_map',)
+        else:
+            model = DetectorForExport(mm_model, resolution).eval()
+            outputs = model.output_names
         num_classes = model.num_classes
-        outputs = ('seg_logits',) if seg_output == 'logits' else ('seg_map',)
     return ExportModel(model=model, arch=arch, task=task, distilled=distilled,
                        window_size=window_size, resolution=resolution, output_names=outputs,
                        weights=str(checkpoint) if checkpoint else 'random (no checkpoint)',
                        preprocess=preprocess_of(cfg) if cfg is not None else Preprocess(),
                        config=config, cfg=cfg, num_classes=num_classes,
-                       classes=classes_of(cfg) if cfg is not None else None)
+                       classes=classes_of(cfg) if cfg is not None else None,
+                       mm_model=mm_model)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from typing import List, NoReturn, Optional
+from typing import List, Optional
 
-from ..fileio import OutputError
+from ..utils.cli import ToolParser, error_exit
+from ..utils.fileio import OutputError
 from ..models.backbones.iformer_arch import parse_model_name, parse_resolution, valid_model_names
 from .build import TASKS
 from .export import Request, deploy
@@ -21,26 +21,19 @@ from .targets import PRECISIONS, TARGETS, DeployError
 PROG = 'deploy.py'
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one stderr line (no usage dump), exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f'{self.prog}: error: {message}', file=sys.stderr)
-        raise SystemExit(2)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     targets = '; '.join(f'{name}: {t.description} ({"/".join(t.precisions)})'
                         for name, t in TARGETS.items())
-    p = OneLineParser(
-        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = ToolParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description='Export a fused iFormer for an on-device runtime, run it there, compare it '
                     'with PyTorch and write a JSON report beside it.',
         epilog=f'targets: {targets}')
     p.add_argument('--model', required=True, help=f'variant: {valid_model_names()}')
     p.add_argument('--task', choices=TASKS, default='classifier',
-                   help='classifier (logits), backbone (4 feature maps) or segmentor (Semantic '
-                        'FPN, full-size logits); default classifier')
+                   help='classifier (logits), backbone (4 feature maps), segmentor (Semantic '
+                        'FPN, full-size logits) or detector (Mask / Faster R-CNN: boxes, scores, '
+                        'labels, masks); default classifier')
     p.add_argument('--target', required=True, metavar='TARGET',
                    help=f'one of {", ".join(TARGETS)}')
     p.add_argument('--precision', default='fp32', metavar='PRECISION',
@@ -48,16 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--checkpoint', help='published or mm-format weights; random without')
     p.add_argument('--config', help='mm config: preprocessing, calibration / validation '
                                     'pipeline, and the segmentor network (default: the recipe)')
-    p.add_argument('--resolution', help='N or HxW, a multiple of 32 in [64, 2048] (default 224 '
-                                        'classifier, 512 backbone / segmentor)')
-    p.add_argument('--window-size', type=int, help='backbone / segmentor: stage-2 window (default '
-                                                   '16 as published; 0 = global attention)')
+    p.add_argument('--resolution', help='N or HxW, a multiple of 32 in [64, 2048] (default: the '
+                                        "config's test size; 224 classifier, 512 backbone)")
+    p.add_argument('--window-size', type=int, help='backbone / segmentor / detector: stage-2 '
+                                                   'window (default 16 as published; 0 = global)')
     p.add_argument('--seg-output', choices=SEG_OUTPUTS, default='logits',
                    help='segmentor output: logits (N, classes, H, W) or argmax (N, H, W) int32')
     p.add_argument('--calib-data', help='int8 calibration: an image folder or a dataset config')
     p.add_argument('--calib-size', type=int, default=300, help='calibration images (300)')
-    p.add_argument('--val-data', help="dataset root in the config's layout: top-1 / mIoU of "
-                                      'PyTorch and of the artifact, on the same inputs')
+    p.add_argument('--val-data', help="dataset root in the config's layout: top-1 / mIoU / COCO "
+                                      'bbox + segm mAP of PyTorch and of the artifact, same inputs')
     p.add_argument('--val-size', type=int, help='validation images (default: all)')
     p.add_argument('--latency', type=int, default=0, metavar='RUNS',
                    help='also time RUNS forwards of the artifact (median ms)')
@@ -90,9 +83,15 @@ def summary(report: dict) -> str:
              f"  inputs {report['inputs']}  outputs {report['outputs']}"]
     if 'parity' in report:
         p = report['parity']
-        lines.append(f"  vs PyTorch on {p['inputs']} inputs: max |diff| {p['max_abs_diff']:.3g}, "
-                     f"min cosine {p['min_cosine']:.6f}"
-                     + (f", top-1 agreement {p['top1_agreement']:.3f}" if 'top1_agreement' in p else ''))
+        if 'detections_checked' in p:
+            lines.append(f"  vs PyTorch on {p['inputs']} inputs: {p['detections_matched']} of "
+                         f"{p['detections_checked']} detections (score >= 0.3) matched at IoU >= "
+                         f"0.99, max score / mask diff {p['max_abs_diff']:.3g}")
+        else:
+            lines.append(f"  vs PyTorch on {p['inputs']} inputs: max |diff| {p['max_abs_diff']:.3g}, "
+                         f"min cosine {p['min_cosine']:.6f}"
+                         + (f", top-1 agreement {p['top1_agreement']:.3f}" if 'top1_agreement' in p
+                            else ''))
     else:
         lines.append('  not run here (Core ML runs on macOS / iOS only): spec and ops inspected')
     runtime = report.get('runtime') or {}
@@ -103,22 +102,27 @@ def summary(report: dict) -> str:
     if 'latency' in report:
         lines.append(f"  latency: {report['latency']['median_ms']:.2f} ms median "
                      f"({report['latency']['threads']} threads)")
-    if 'accuracy' in report:
-        a = report['accuracy']
+    for a in [report['accuracy']] if 'accuracy' in report else []:
+        if a['metric'] == 'coco':
+            for key in ('bbox_mAP', 'segm_mAP'):
+                if key in a['artifact']:
+                    lines.append(f"  {key}: PyTorch (mmdet predict) {a['pytorch_fp32'][key]:.4f}, "
+                                 f"artifact {a['artifact'][key]:.4f} "
+                                 f"({a['delta_points'][key]:+.2f} points)")
+            continue
         lines.append(f"  {a['metric']}: PyTorch fp32 {a['pytorch_fp32'][a['metric']]:.4f}, artifact "
                      f"{a['artifact'][a['metric']]:.4f} ({a['delta_points']:+.2f} points)")
     return '\n'.join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Optional[List[str]] = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         report = deploy(request_from_args(args))
     except (ValueError, OSError, OutputError) as e:  # DeployError / CheckpointError are ValueErrors
-        print(f'{PROG}: error: {e}', file=sys.stderr)
-        return 2
-    except RuntimeError as e:
-        print(f'{PROG}: error: {str(e).splitlines()[0]}', file=sys.stderr)
+        return error_exit(prog, e)
+    except RuntimeError as e:  # the artifact failed its check in the runtime: not the input
+        error_exit(prog, e)
         return 1
     print(json.dumps(report, indent=2, default=list) if args.json else summary(report))
     return 0

@@ -18,11 +18,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..analysis.machine import versions
-from ..fileio import atomic_path, atomic_write_text, prepare_out_dir, remove_created
-from ..zoo.download import is_url
+from ..utils.environment import versions
+from ..utils.fileio import atomic_path, atomic_write_text, prepare_out_dir, remove_created
+from ..checkpoint import is_url
 from .build import INPUT_NAME, ExportModel, build_export_model
-from .evaluate import accuracy
+from .detections import match_detections
+from .evaluate import accuracy, detector_accuracy
 from .inputs import InputSource, Sample
 from .targets import DeployError, Target, get_target
 
@@ -84,14 +85,38 @@ def _as_list(out) -> List[np.ndarray]:
     return [o.detach().numpy() for o in out]
 
 
+def _outputs(session, x: torch.Tensor, ref: List[np.ndarray]) -> List[np.ndarray]:
+    got = session(x.numpy())
+    if len(got) != len(ref):
+        raise RuntimeError(f'the runtime returned {len(got)} outputs, PyTorch {len(ref)}')
+    return got
+
+
+def detector_parity(session, inputs: Sequence[torch.Tensor],
+                    refs: Sequence[List[np.ndarray]]) -> Dict[str, object]:
+    """Detections matched by label and box IoU (:func:`.detections.match_detections`): rows may
+    legitimately swap order between runtimes where two scores are nearly equal."""
+    per_input = [match_detections(ref, _outputs(session, x, ref)) for x, ref in zip(inputs, refs)]
+    checked = sum(m['checked'] for m in per_input)
+    matched = sum(m['matched'] for m in per_input)
+    diffs = [max(m['max_score_diff'], m.get('max_mask_diff', 0.0)) for m in per_input]
+    return {'inputs': len(inputs), 'detections_checked': checked, 'detections_matched': matched,
+            'match_rule': 'every PyTorch detection with score >= 0.3 has one of the same label '
+                          'with box IoU >= 0.99',
+            'matched_fraction': matched / checked if checked else 1.0,
+            'min_iou': min(m['min_iou'] for m in per_input),
+            'max_abs_diff': max(diffs), 'detections_per_input': [m['detections'] for m in per_input],
+            'pytorch_detections_per_input': [m['reference_detections'] for m in per_input]}
+
+
 def parity(session, inputs: Sequence[torch.Tensor], refs: Sequence[List[np.ndarray]],
            task: str) -> Dict[str, object]:
     """How far the runtime's outputs are from PyTorch's on the same inputs."""
+    if task == 'detector':
+        return detector_parity(session, inputs, refs)
     max_diff, mean_diffs, cosines, agree = 0.0, [], [], []
     for x, ref in zip(inputs, refs):
-        got = session(x.numpy())
-        if len(got) != len(ref):
-            raise RuntimeError(f'the runtime returned {len(got)} outputs, PyTorch {len(ref)}')
+        got = _outputs(session, x, ref)
         for a, b in zip(got, ref):
             if tuple(a.shape) != tuple(b.shape):
                 raise RuntimeError(f'runtime output shape {tuple(a.shape)} != PyTorch '
@@ -111,6 +136,17 @@ def parity(session, inputs: Sequence[torch.Tensor], refs: Sequence[List[np.ndarr
     if agree:
         out['top1_agreement' if task == 'classifier' else 'pixel_agreement'] = float(np.mean(agree))
     return out
+
+
+def check_fp32(p: Dict[str, object], target: str) -> None:
+    """An fp32 artifact must reproduce PyTorch (to float rounding); raise if it does not."""
+    if p['max_abs_diff'] > FP32_PARITY_LIMIT:
+        raise RuntimeError(f"the fp32 {target} model differs from PyTorch by {p['max_abs_diff']:.3g}"
+                           f' (> {FP32_PARITY_LIMIT}); nothing was written')
+    if p.get('detections_matched', 0) < p.get('detections_checked', 0):
+        raise RuntimeError(f"the fp32 {target} detector matches {p['detections_matched']} of "
+                           f"PyTorch's {p['detections_checked']} detections with score >= 0.3 "
+                           f"(lowest IoU {p['min_iou']:.3f}); nothing was written")
 
 
 def latency(session, x: torch.Tensor, runs: int, warmup: int = 3) -> Dict[str, float]:
@@ -134,6 +170,8 @@ def _torch_forward(em: ExportModel):
 
 def _accuracy(req: Request, em: ExportModel, session, source: InputSource) -> Dict[str, object]:
     samples: List[Sample] = source.from_dataset(req.val_size, data_root=req.val_data)
+    if em.task == 'detector':
+        return detector_accuracy(em, session, samples, req.val_data)
     reference = accuracy(em.task, _torch_forward(em), samples, em.num_classes)
     artifact = accuracy(em.task, lambda x: session(x)[0], samples, em.num_classes)
     key = 'top1' if em.task == 'classifier' else 'mIoU'
@@ -185,10 +223,8 @@ def deploy(req: Request) -> Dict[str, object]:
                 session = target.session(tmp, req.threads, req.precision)
                 report['parity'] = parity(session, checks, refs, em.task)
                 report['max_abs_diff_vs_torch'] = report['parity']['max_abs_diff']
-                if req.precision == 'fp32' and report['max_abs_diff_vs_torch'] > FP32_PARITY_LIMIT:
-                    raise RuntimeError(f'the fp32 {target.name} model differs from PyTorch by '
-                                       f"{report['max_abs_diff_vs_torch']:.3g} (> "
-                                       f'{FP32_PARITY_LIMIT}); nothing was written')
+                if req.precision == 'fp32':
+                    check_fp32(report['parity'], target.name)
                 report['runtime'] = target.runtime_facts(session)
                 if req.latency_runs:
                     report['latency'] = dict(latency(session, example, req.latency_runs),

@@ -13,18 +13,21 @@ selects its training set for calibration).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..scope import toolbox_scope
-from .build import ExportModel, load_config
+from ..utils.scope import toolbox_scope
+from ..utils.configs import load_config
+from .build import ExportModel, Preprocess
 from .targets.base import DeployError
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
@@ -49,27 +52,72 @@ class Sample:
     inputs: torch.Tensor                 # (1, 3, H, W) normalised float32
     label: Optional[int] = None          # classification ground truth
     seg_map: Optional[np.ndarray] = None  # segmentation ground truth (H0, W0), 255 = ignore
+    meta: Optional[dict] = None          # the pipeline's metainfo (img_id, ori_shape, img_shape,
+                                         # scale_factor...), as the exported input has it
+
+
+@dataclass
+class InputSpec:
+    """What the exported model takes: task, fixed size, normalisation, the config it came from.
+
+    Built from an :class:`~.build.ExportModel` when exporting, from the artifact's JSON report
+    when running one (:mod:`.runner`).
+    """
+    task: str
+    resolution: Tuple[int, int]
+    preprocess: Preprocess
+    cfg: object = None   # mmengine Config (None: the plain backbone)
+
+    @classmethod
+    def of(cls, em: ExportModel) -> 'InputSpec':
+        return cls(em.task, tuple(em.resolution), em.preprocess, em.cfg)
 
 
 class Preparer:
-    """Turns one pipeline result into the exported model's input tensor."""
+    """Turns one pipeline result into the exported model's input tensor (and its metainfo).
 
-    def __init__(self, em: ExportModel):
-        self.em = em
-        pre = em.preprocess
+    Classifier / segmentor: resized bilinearly to the fixed size when the pipeline's output
+    differs. Detector: padded bottom-right with zeros (after normalisation, as mmdet's
+    ``DetDataPreprocessor`` pads), first shrunk to fit when the pipeline's keep-ratio resize
+    does not fit the fixed input (a portrait image in a landscape input); ``img_shape`` and
+    ``scale_factor`` follow, so boxes map back to the original image.
+    """
+
+    def __init__(self, spec: InputSpec):
+        self.spec = spec
+        pre = spec.preprocess
         self.mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
         self.std = torch.tensor(pre.std).view(1, 3, 1, 1)
         self.to_rgb = pre.channel_order == 'RGB'
 
-    def __call__(self, image_chw_bgr: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image_chw_bgr: torch.Tensor, meta: Optional[dict] = None
+                 ) -> Tuple[torch.Tensor, Optional[dict]]:
         x = image_chw_bgr.float().unsqueeze(0)
         if self.to_rgb:
             x = x.flip(1)  # mmcv loads BGR
         x = (x - self.mean) / self.std
-        if tuple(x.shape[2:]) != tuple(self.em.resolution):
-            x = F.interpolate(x, size=tuple(self.em.resolution), mode='bilinear',
-                              align_corners=False)
-        return x.contiguous()
+        size = tuple(self.spec.resolution)
+        if self.spec.task == 'detector':
+            x, meta = self._fit_and_pad(x, dict(meta or {}), size)
+        elif tuple(x.shape[2:]) != size:
+            x = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+        return x.contiguous(), meta
+
+    @staticmethod
+    def _fit_and_pad(x: torch.Tensor, meta: dict, size) -> Tuple[torch.Tensor, dict]:
+        h, w = x.shape[2:]
+        if h > size[0] or w > size[1]:
+            f = min(size[0] / h, size[1] / w)
+            nh, nw = min(size[0], int(h * f + 0.5)), min(size[1], int(w * f + 0.5))
+            x = F.interpolate(x, size=(nh, nw), mode='bilinear', align_corners=False)
+            sw, sh = meta.get('scale_factor', (1.0, 1.0))[:2]
+            meta['scale_factor'] = (sw * nw / w, sh * nh / h)
+            h, w = nh, nw
+        meta['img_shape'] = (int(h), int(w))
+        meta['batch_input_shape'] = meta['pad_shape'] = tuple(int(s) for s in size)
+        meta.setdefault('scale_factor', (1.0, 1.0))
+        meta.setdefault('ori_shape', (int(h), int(w)))
+        return F.pad(x, (0, size[1] - w, 0, size[0] - h)), meta
 
 
 class InputSource:
@@ -79,10 +127,10 @@ class InputSource:
     normalised with the model's mean / std.
     """
 
-    def __init__(self, em: ExportModel):
-        self.em = em
-        self.prepare = Preparer(em)
-        self.cfg = em.cfg
+    def __init__(self, spec):
+        self.spec = spec if isinstance(spec, InputSpec) else InputSpec.of(spec)
+        self.prepare = Preparer(self.spec)
+        self.cfg = self.spec.cfg
         self.scope = self.cfg.get('default_scope') if self.cfg is not None else None
 
     # -- image folders ----------------------------------------------------------------------
@@ -101,18 +149,29 @@ class InputSource:
         if self.cfg is None:
             return [Sample(self._plain(f)) for f in files]
         pipeline = self._image_pipeline()
-        out = []
         with toolbox_scope(self.scope):
-            for f in files:
-                out.append(Sample(self.prepare(pipeline(dict(img_path=str(f)))['inputs'])))
-        return out
+            return [self._sample(pipeline(dict(img_path=str(f)))) for f in files]
+
+    def from_image(self, path: str) -> Sample:
+        """One image file as the exported model takes it, with its pipeline metainfo."""
+        if self.cfg is None:
+            return Sample(self._plain(Path(path)))
+        pipeline = self._image_pipeline()
+        with toolbox_scope(self.scope):
+            return self._sample(pipeline(dict(img_path=str(path), img_id=0)))
+
+    def _sample(self, item: dict) -> Sample:
+        """A pipeline result (``inputs`` + ``data_samples``) -> a :class:`Sample`."""
+        sample = item['data_samples']
+        x, meta = self.prepare(item['inputs'], dict(sample.metainfo))
+        return Sample(x, label=_label(sample), seg_map=_seg_map(sample), meta=meta)
 
     def _plain(self, path: Path) -> torch.Tensor:
         from PIL import Image
         with Image.open(path) as img:
             rgb = np.asarray(img.convert('RGB'))
         bgr = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1])).permute(2, 0, 1)
-        return self.prepare(bgr)
+        return self.prepare(bgr)[0]
 
     # -- datasets ---------------------------------------------------------------------------
     def _dataset(self, cfg, loader: str, data_root: Optional[str]):
@@ -121,8 +180,8 @@ class InputSource:
         spec['pipeline'] = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
         if data_root is not None:
             spec['data_root'] = data_root
-        with toolbox_scope(self.scope):
-            try:
+        with toolbox_scope(self.scope), contextlib.redirect_stdout(io.StringIO()):
+            try:  # (pycocotools prints while it indexes a COCO annotation file)
                 return DATASETS.build(spec)
             except (FileNotFoundError, OSError) as e:
                 raise DeployError(f'cannot read the dataset at {spec.get("data_root")!r} '
@@ -132,21 +191,15 @@ class InputSource:
                      config: Optional[str] = None, loader: str = 'test_dataloader'
                      ) -> List[Sample]:
         """Samples (with ground truth) of a config's dataset, ``count`` spread over it."""
-        cfg = load_config(config) if config else self.cfg
+        cfg = load_config(config, '--calib-data') if config else self.cfg
         if cfg is None:
             raise DeployError('reading a dataset needs --config (its test pipeline and layout)')
         dataset = self._dataset(cfg, loader, data_root)
         if len(dataset) == 0:
             raise DeployError(f'the dataset at {data_root or "the config"} is empty')
         indices = spread(range(len(dataset)), count or len(dataset))
-        out = []
         with toolbox_scope(self.scope):
-            for i in indices:
-                item = dataset[i]
-                sample = item['data_samples']
-                out.append(Sample(self.prepare(item['inputs']), label=_label(sample),
-                                  seg_map=_seg_map(sample)))
-        return out
+            return [self._sample(dataset[i]) for i in indices]
 
     def calibration(self, calib_data: str, count: int) -> List[torch.Tensor]:
         """``--calib-data``: an image folder, or a dataset config (its training set)."""

@@ -2,8 +2,8 @@
 
 mmengine's ``LocalBackend.put`` opens the final path and writes into it, so a process killed while
 saving leaves a truncated ``iter_N.pth`` that ``--resume`` then fails on. ``AtomicLocalBackend``
-writes through the package's one atomic writer (:mod:`iformer_mm.fileio`: temporary sibling,
-fsync, rename; the file gets the usual umask-derived mode). ``iformer_mm.launch`` selects it for the CheckpointHook (``backend_args=dict(backend=
+writes through the package's one atomic writer (:mod:`iformer_mm.utils.fileio`: temporary sibling,
+fsync, rename; the file gets the usual umask-derived mode). ``iformer_mm.apis.launch`` selects it for the CheckpointHook (``backend_args=dict(backend=
 'atomic_local')``) unless a config chooses another backend; configs can also name it themselves.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Union
 from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
 
-from ..fileio import atomic_write_bytes
+from ..utils.fileio import atomic_write_bytes
 
 BACKEND_NAME = 'atomic_local'
 

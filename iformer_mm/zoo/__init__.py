@@ -1,14 +1,12 @@
-"""The model zoo: weights by URL, the model index, mmpretrain's model names, inference on pictures.
+"""The model zoo: what was published and how it reaches the OpenMMLab tools.
 
-One module per job (imported where needed; this file imports nothing, so that the checkpoint
-loader can use :mod:`.download` without pulling in the toolboxes):
-
-* :mod:`.download`   URL -> verified file in the torch hub cache (``resolve_checkpoint``);
-* :mod:`.mm_loader`  the same for mmengine's ``load_checkpoint`` (http/https scheme);
-* :mod:`.releases`   what was published: release files, URLs, the paper's numbers;
+* :mod:`.releases`   release files, URLs and the paper's numbers (one table);
 * :mod:`.metafiles`  the OpenMMLab metafiles / ``model-index.yml`` built from the releases and
-  measured with our FLOPs tool (``tools/make_model_index.py``);
+  measured with :mod:`iformer_mm.flops` (``tools/make_model_index.py``);
 * :mod:`.model_hub`  the model names in mmpretrain's ``ModelHub`` (``get_model('iformer-m_in1k')``);
-* :mod:`.scope`      the mm default scope a toolbox needs, set for a block and restored;
-* :mod:`.infer`      ``tools/infer.py``: the toolboxes' Inferencers on images.
+* :mod:`.convert`    published files -> mm-format files (``tools/convert_official.py``);
+* :mod:`.mm_loader`  mmengine's ``load_checkpoint`` for URLs, on our cache, safe loader and
+  key conversion.
+
+Modules are imported where they are used (mmpretrain is optional).
 """

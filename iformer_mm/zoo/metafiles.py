@@ -2,7 +2,7 @@
 
 Why generated: a metafile row joins a model name, a config, a weights URL, a published metric and
 measured FLOPs / parameters; written by hand they drift. Here the names, configs, URLs and
-metrics come from :mod:`.releases` and the numbers from :func:`iformer_mm.analysis.flops.model_row`
+metrics come from :mod:`.releases` and the numbers from :func:`iformer_mm.flops.model_row`
 (what ``tools/flops.py --json`` prints). ``tools/make_model_index.py`` writes the files and a
 test regenerates them and compares, so they cannot drift.
 
@@ -128,10 +128,10 @@ def _render(doc: Dict[str, object]) -> str:
 def metafile_texts(measure: Optional[Measure] = None) -> Dict[str, str]:
     """``{path relative to the repository root: YAML text}`` for every metafile and the index.
 
-    ``measure`` defaults to :func:`iformer_mm.analysis.flops.model_row` (memoised per call).
+    ``measure`` defaults to :func:`iformer_mm.flops.model_row` (memoised per call).
     """
     if measure is None:
-        from ..analysis.flops import model_row
+        from ..flops import model_row
         measure = model_row
     measure = functools.lru_cache(maxsize=None)(measure)
     return {path: _render(doc) for path, doc in _documents(measure).items()}
@@ -139,7 +139,7 @@ def metafile_texts(measure: Optional[Measure] = None) -> Dict[str, str]:
 
 def write_metafiles(root: str, texts: Optional[Dict[str, str]] = None) -> List[str]:
     """Write the metafiles and ``model-index.yml`` under ``root`` atomically; return the paths."""
-    from ..fileio import atomic_write_text
+    from ..utils.fileio import atomic_write_text
     written = []
     for rel, text in (texts or metafile_texts()).items():
         path = os.path.join(root, rel)

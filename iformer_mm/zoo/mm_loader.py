@@ -8,7 +8,7 @@ for the release files' ``argparse.Namespace``; and it hands a published iFormer 
 (``{'model': ...}`` with published key names) to the model as it is, so nothing would load.
 
 :func:`register_url_loader` (run by ``import iformer_mm``) replaces that loader for ``http://``
-and ``https://``: the file goes through :func:`~iformer_mm.zoo.download.resolve_on_rank_zero_first`
+and ``https://``: the file goes through :func:`~iformer_mm.checkpoint.download.resolve_on_rank_zero_first`
 (same cache folder, atomic, verified; rank 0 first, as mmengine's loader does) and
 :func:`~iformer_mm.checkpoint.safe_load`; a published iFormer classification file is given to the
 model in the mm layout (``backbone.*``, ``head.*``), every other checkpoint as it is. Local paths
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .download import resolve_on_rank_zero_first
+from ..checkpoint import resolve_on_rank_zero_first
 
 __all__ = ['load_from_url', 'register_url_loader']
 

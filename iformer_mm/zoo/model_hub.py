@@ -4,28 +4,20 @@ mmpretrain resolves a model name (``get_model``, ``list_models``, ``inference_mo
 Inferencers) through ``ModelHub``, which only knows the metafiles it was given. ``import iformer_mm``
 calls :func:`register_with_mmpretrain`, which hands it our classification metafile (the dense
 models are mmdet / mmseg models; mmpretrain would build them in the wrong toolbox). The metafile
-is found where it is shipped: ``iformer_mm/.mim/`` in an installed wheel (as OpenMMLab packages
-ship theirs), the repository root in a source checkout or editable install.
+is found by :func:`iformer_mm.utils.configs.index_root` (the wheel's ``iformer_mm/.mim/``, or
+the repository root of a checkout or editable install).
 """
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import Tuple
 
+from ..utils.configs import CONFIGS, index_root
 from .releases import CLASSIFIERS
 
-__all__ = ['index_root', 'register_with_mmpretrain']
+__all__ = ['register_with_mmpretrain']
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CLS_METAFILE = os.path.join('configs', 'classification', 'metafile.yml')
-
-
-def index_root() -> Optional[str]:
-    """The folder holding ``model-index.yml`` and ``configs/`` (None if neither place has it)."""
-    for root in (os.path.join(_PACKAGE, '.mim'), os.path.dirname(_PACKAGE)):
-        if os.path.isfile(os.path.join(root, _CLS_METAFILE)):
-            return root
-    return None
+_CLS_METAFILE = os.path.join(CONFIGS, 'classification', 'metafile.yml')
 
 
 def register_with_mmpretrain() -> Tuple[str, ...]:

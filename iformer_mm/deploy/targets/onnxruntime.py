@@ -41,9 +41,19 @@ def write_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
 
 
 def op_histogram(proto) -> Dict[str, int]:
+    """Op type -> count, subgraphs included (the detector's NMS sits inside ``If`` branches:
+    torchvision scripts ``batched_nms`` when traced, for its empty-input case)."""
+    import onnx
     counts: Dict[str, int] = {}
-    for node in proto.graph.node:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+
+    def walk(graph) -> None:
+        for node in graph.node:
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    walk(attr.g)
+
+    walk(proto.graph)
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 

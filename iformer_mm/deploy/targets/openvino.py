@@ -43,6 +43,17 @@ def _quantize(ov_model, calibration):
                              preset=nncf.QuantizationPreset.MIXED)
 
 
+def op_histogram(ov_model) -> collections.Counter:
+    """Op type -> count, ``If`` bodies included (where the detector's NMS sits)."""
+    ops = collections.Counter()
+    for op in ov_model.get_ordered_ops():
+        ops[op.get_type_name()] += 1
+        if op.get_type_name() == 'If':
+            for body in (op.get_then_body(), op.get_else_body()):
+                ops.update(op_histogram(body))
+    return ops
+
+
 class OpenVinoTarget(Target):
 
     def export(self, model, example, output_names, precision, calibration, path, input_name,
@@ -59,8 +70,7 @@ class OpenVinoTarget(Target):
             ov_model.set_rt_info(str(value), ['iformer', key])
         os.makedirs(path)
         ov.save_model(ov_model, os.path.join(path, XML), compress_to_fp16=precision == 'fp16')
-        ops = collections.Counter(op.get_type_name() for op in ov_model.get_ordered_ops())
-        return {'ops': dict(ops.most_common()), 'ir': XML}
+        return {'ops': dict(op_histogram(ov_model).most_common()), 'ir': XML}
 
     def _compile(self, path: str, threads: Optional[int], precision: str):
         import openvino as ov

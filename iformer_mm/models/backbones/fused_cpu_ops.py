@@ -15,6 +15,11 @@ same results (<= 1e-5). Packed weights are cached per conv module, input shape a
 (at most two packings per conv: extra copies of the weights) and re-packed when the parameters
 change.
 Disable with ``IFORMER_MM_FUSED_CPU=0``, :func:`set_fused_kernels` or :func:`fused_kernels`.
+
+Dispatch: :data:`FUSED_KERNELS` maps each deployed block *class* to its fused kernel; the kernels
+register themselves with :func:`fused_kernel` where they are written (:mod:`.iformer_fused`).
+:func:`run_fused` refuses a block whose class has no kernel instead of quietly running it
+unfused, so a renamed or new block cannot leave the fast path unnoticed.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import os
 import warnings
 import weakref
 from collections import OrderedDict
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterator, Optional, Tuple, Type
 
 import torch
 import torch.nn as nn
@@ -31,7 +36,8 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 __all__ = ['use_fused_kernels', 'set_fused_kernels', 'fused_kernels', 'conv_act',
-           'matmul_nt', 'fused_kernels_available']
+           'matmul_nt', 'fused_kernels_available', 'RunBlock', 'FUSED_KERNELS', 'fused_kernel',
+           'run_fused', 'run_plain']
 
 _ACTS = ('none', 'gelu', 'sigmoid')
 _state = {'enabled': os.environ.get('IFORMER_MM_FUSED_CPU', '1') != '0', 'available': None}
@@ -186,3 +192,44 @@ def conv_act(conv: nn.Conv2d, x: torch.Tensor, act: str = 'none',
         raise ValueError('a residual add cannot be combined with an activation here')
     weight, bias = _packed_weight(conv, x, rows)
     return _pointwise(x, weight, bias, conv, act, residual)
+
+
+# ----------------------------------------------------------------------------------------------
+# Dispatch: deployed block class -> fused kernel
+# ----------------------------------------------------------------------------------------------
+#: one block run: ``(block, x) -> y``
+RunBlock = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+#: deployed block class -> its fused kernel (filled by :func:`fused_kernel`)
+FUSED_KERNELS: Dict[Type[nn.Module], RunBlock] = {}
+
+
+def fused_kernel(block_class: Type[nn.Module]) -> Callable[[RunBlock], RunBlock]:
+    """Decorator: register the function as the fused kernel of ``block_class`` (exactly)."""
+    def register(kernel: RunBlock) -> RunBlock:
+        if block_class in FUSED_KERNELS:
+            raise ValueError(f'{block_class.__name__} already has a fused kernel '
+                             f'({FUSED_KERNELS[block_class].__name__})')
+        FUSED_KERNELS[block_class] = kernel
+        return kernel
+    return register
+
+
+def run_plain(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Standard ops: the block's own forward."""
+    return block(x)
+
+
+def run_fused(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The deployed ``block`` on its fused oneDNN kernel (``x`` channels_last; the output is).
+
+    Looked up by the block's exact class: a subclass may compute something else, so it needs a
+    kernel of its own. A block without one raises instead of silently running unfused.
+    """
+    kernel = FUSED_KERNELS.get(type(block))
+    if kernel is None:
+        known = ', '.join(sorted(c.__name__ for c in FUSED_KERNELS))
+        raise NotImplementedError(
+            f'no fused CPU kernel for {type(block).__module__}.{type(block).__qualname__} (kernels '
+            f'exist for: {known}); register one with @fused_kernel({type(block).__name__}), or '
+            'run unfused with IFORMER_MM_FUSED_CPU=0 / fused_kernels(False)')
+    return kernel(block, x)

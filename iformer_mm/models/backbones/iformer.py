@@ -14,7 +14,8 @@ scale, separate q / k / v_gate) and the deployed form it fuses into with ``switc
 (plain biased convs, RepCPE as one depthwise conv, one ``qkvg`` conv). ``IFormer(deploy=True)``
 builds the deployed form directly, so a fused ``state_dict`` loads back strictly. Both forms use
 standard PyTorch ops here; on CPU the deployed model additionally runs on fused oneDNN kernels
-(:mod:`.iformer_fused`, chosen once per forward in :meth:`IFormer.forward`).
+(:mod:`.iformer_fused`, chosen once per forward in :meth:`IFormer.forward`; every block class has
+a registered kernel there, and a block without one is refused rather than run unfused).
 
 Module names are ours (readable); the published checkpoint names are translated on load by
 :mod:`.iformer_keys`, so published ``.pth`` files load as they are. The arch table and the name
@@ -32,10 +33,9 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath
 
 from ...registry import MODELS
-from ...zoo.download import resolve_on_rank_zero_first
-from .fused_cpu_ops import use_fused_kernels
+from ...checkpoint import resolve_on_rank_zero_first
+from .fused_cpu_ops import RunBlock, run_fused, run_plain, use_fused_kernels
 from .iformer_arch import NUM_STAGES, resolve_arch
-from .iformer_fused import RunBlock, run_fused, run_plain
 from .iformer_keys import load_backbone_weights, rename_official_keys_inplace
 
 
@@ -192,17 +192,17 @@ class SHMA(nn.Module):
     """Single-head modulation attention.
 
     ``v, gate = sigmoid(v_gate(x)).chunk(2)``; ``out = proj(attention(q, k, v) * gate)`` with one
-    head of dim ``dim // ratio`` over all H*W tokens (scaled-dot-product attention).
+    head of dim ``dim // head_dim_reduction`` over all H*W tokens (scaled-dot-product attention).
     Deployed, q, k and v_gate are one 1x1 conv (``qkvg``) whose q rows carry the softmax scale
     ``attn_dim ** -0.5``, so the attention is ``softmax(q k^T) v`` in plain matmuls (what every
     export target runs as is).
     """
 
-    def __init__(self, dim: int, ratio: int, deploy: bool = False):
+    def __init__(self, dim: int, head_dim_reduction: int, deploy: bool = False):
         super().__init__()
         self.deploy = deploy
         self.dim = dim
-        self.attn_dim = dim // ratio
+        self.attn_dim = dim // head_dim_reduction
         if deploy:
             self.qkvg = nn.Conv2d(dim, 2 * self.attn_dim + 2 * dim, 1)
         else:
@@ -260,10 +260,10 @@ class SHMA(nn.Module):
 class SHMABlock(LayerScaleResidual):
     """``x + drop_path(gamma * SHMA(x))``."""
 
-    def __init__(self, dim: int, ratio: int, drop_path: float = 0.,
+    def __init__(self, dim: int, head_dim_reduction: int, drop_path: float = 0.,
                  layer_scale_init_value: float = 0., deploy: bool = False):
         super().__init__(dim, drop_path, layer_scale_init_value, deploy)
-        self.attn = SHMA(dim, ratio, deploy)
+        self.attn = SHMA(dim, head_dim_reduction, deploy)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.attn(x)
@@ -373,7 +373,7 @@ class IFormer(BaseModule):
 
     Args:
         arch: 't', 's', 'm', 'l', 'l2', 'h' (also 'iformer-m' / 'iFormer_m'), or a dict with
-            keys ``dims, depths, num_attn, attn_ratio, conv_ratio, ffn_ratio`` (optional
+            keys ``dims, depths, num_attn, attn_head_dim_reduction, conv_ratio, ffn_ratio`` (optional
             ``layer_scale_init_value``, ``window_blocks``).
         in_channels: input image channels.
         out_indices: stages whose outputs are returned (negatives count from the end).
@@ -478,7 +478,8 @@ class IFormer(BaseModule):
         for g in range(groups):
             j = num_before + 3 * g
             blocks += [RepCPE(dim, deploy),
-                       SHMABlock(dim, self.arch['attn_ratio'][stage], rates[j + 1], ls, deploy),
+                       SHMABlock(dim, self.arch['attn_head_dim_reduction'][stage], rates[j + 1],
+                                 ls, deploy),
                        FFN(dim, self.arch['ffn_ratio'], rates[j + 2], ls, deploy)]
         if num_conv > 0:
             blocks.append(conv(depth - 1))

@@ -2,71 +2,61 @@
 
 Why apart from the model file: the kernels are a CPU runtime concern. :mod:`.iformer` defines
 each block once in standard ops (what training, exports and GPUs run); :meth:`IFormer.forward`
-picks, once per call, how every block is run: :func:`run_plain` (``block(x)``) or, for a
-deployed model at CPU fp32 inference (:func:`~.fused_cpu_ops.use_fused_kernels`),
-:func:`run_fused`, which looks the block's class up in :data:`KERNELS` and computes the same
+picks, once per call, how every block is run: ``run_plain`` (``block(x)``) or, for a deployed
+model at CPU fp32 inference (:func:`~.fused_cpu_ops.use_fused_kernels`), ``run_fused``, which
+looks the block's class up in :data:`~.fused_cpu_ops.FUSED_KERNELS` and computes the same
 function with the activation and the residual add fused into oneDNN convolutions and with the
 attention on oneDNN's matmul. Outputs equal the standard ops to ~1e-5 (tested against timm).
 
-The kernels read the deployed blocks' attributes (``dwconv``, ``pwconv1``, ``qkvg`` ...), so
-they are keyed by class name here rather than importing the model (which imports this module).
-A module without a kernel runs as ``module(x)``: correct, only not fused.
+Each kernel below registers itself for its block class (``@fused_kernel(ConvBlock)``), so the
+kernels are keyed by the classes themselves; importing :mod:`iformer_mm.models.backbones`
+imports this module, which fills the table.
 """
 from __future__ import annotations
-
-from typing import Callable, Dict
 
 import torch
 import torch.nn as nn
 
-from .fused_cpu_ops import conv_act, matmul_nt
+from .fused_cpu_ops import conv_act, fused_kernel, matmul_nt
+from .iformer import FFN, ConvBlock, RepCPE, SHMABlock, Stem
 
-__all__ = ['RunBlock', 'run_plain', 'run_fused', 'KERNELS', 'ONEDNN_MATMUL_MIN_TOKENS']
-
-RunBlock = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+__all__ = ['ONEDNN_MATMUL_MIN_TOKENS']
 
 #: attention uses oneDNN's matmul from this many tokens per image / window (faster there; below
 #: it the per-image calls cost more than they save)
 ONEDNN_MATMUL_MIN_TOKENS = 256
 
 
-def run_plain(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Standard ops: the block's own forward."""
-    return block(x)
-
-
-def run_fused(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The deployed ``block`` on fused oneDNN kernels (``x`` channels_last; the output is)."""
-    for cls in type(block).__mro__:
-        kernel = KERNELS.get(cls.__name__)
-        if kernel is not None:
-            return kernel(block, x)
-    return block(x)
-
-
+@fused_kernel(nn.Conv2d)
 def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """The downsampling convs between stages (fused ConvBN)."""
     return conv_act(conv, x)
 
 
-def _stem(stem: nn.Module, x: torch.Tensor) -> torch.Tensor:
+@fused_kernel(Stem)
+def _stem(stem: Stem, x: torch.Tensor) -> torch.Tensor:
     x = conv_act(stem.conv2, conv_act(stem.conv1, x, 'gelu'), 'gelu')
     return conv_act(stem.conv3, x)
 
 
-def _conv_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+@fused_kernel(ConvBlock)
+def _conv_block(block: ConvBlock, x: torch.Tensor) -> torch.Tensor:
     y = conv_act(block.pwconv1, conv_act(block.dwconv, x), 'gelu')
     return conv_act(block.pwconv2, y, residual=x)
 
 
-def _ffn(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+@fused_kernel(FFN)
+def _ffn(block: FFN, x: torch.Tensor) -> torch.Tensor:
     return conv_act(block.fc2, conv_act(block.fc1, x, 'gelu'), residual=x)
 
 
-def _repcpe(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+@fused_kernel(RepCPE)
+def _repcpe(block: RepCPE, x: torch.Tensor) -> torch.Tensor:
     return conv_act(block.conv, x)  # the identity is inside the fused depthwise conv
 
 
-def _shma_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+@fused_kernel(SHMABlock)
+def _shma_block(block: SHMABlock, x: torch.Tensor) -> torch.Tensor:
     """``x + SHMA(x)``: q/k and v/gate are two row slices of ``qkvg`` (sigmoid fused into the
     second); tokens are read as (B, N, C) views of the channels_last maps, so no layout copies."""
     attn = block.attn
@@ -83,14 +73,3 @@ def _shma_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         out = torch.bmm(weights, vg[..., :dim]).mul_(vg[..., dim:])
     out = out.view(B, H, W, dim).permute(0, 3, 1, 2)
     return conv_act(attn.proj, out, residual=x)
-
-
-#: deployed module class name -> fused kernel
-KERNELS: Dict[str, RunBlock] = {
-    'Conv2d': _conv,            # the downsampling convs between stages
-    'Stem': _stem,
-    'ConvBlock': _conv_block,
-    'FFN': _ffn,
-    'RepCPE': _repcpe,
-    'SHMABlock': _shma_block,
-}

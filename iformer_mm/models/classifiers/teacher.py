@@ -9,31 +9,24 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
-from ...checkpoint import CheckpointError
-from ...checkpoint import safe_load
-from ...zoo.download import resolve_on_rank_zero_first
+from ...checkpoint import (CheckpointError, StateDict, find_state_dict, resolve_on_rank_zero_first,
+                           safe_load)
 
-StateDict = Dict[str, torch.Tensor]
 CONFIG_KEY = 'model.teacher'
 
 
+#: where teachers' files keep their weights: DeiT release files, mm, timm's train script
+TEACHER_ENTRIES = ('model', 'state_dict', 'state_dict_ema', 'model_ema')
+
+
 def _weights_in(ckpt: dict, path: str) -> StateDict:
-    """The state_dict inside a loaded checkpoint (DeiT / mm / timm-train / raw layouts)."""
-    for key in ('model', 'state_dict', 'state_dict_ema', 'model_ema'):
-        if isinstance(ckpt.get(key), dict):
-            state = ckpt[key]
-            break
-    else:
-        state = ckpt
-    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f'teacher checkpoint {path} holds no state_dict: expected a '
-                              "'model' or 'state_dict' entry or a dict of tensors, found keys "
-                              f'{sorted(map(str, ckpt))[:8]}')
+    """The teacher's state_dict inside a loaded checkpoint, without a DDP ``module.`` prefix."""
+    state, _ = find_state_dict(ckpt, f'teacher checkpoint {path}', entries=TEACHER_ENTRIES)
     if all(k.startswith('module.') for k in state):  # saved from a DDP-wrapped model
         state = {k[len('module.'):]: v for k, v in state.items()}
     return state

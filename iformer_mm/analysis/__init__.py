@@ -1,1 +1,0 @@
-"""Analysis: parameter / MAC counts and latency benchmarks."""

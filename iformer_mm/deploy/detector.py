@@ -1,0 +1,252 @@
+"""The whole two-stage mmdet detector (Mask / Faster R-CNN) as one exportable module.
+
+Why a wrapper and not mmdet's ``TwoStageDetector`` itself: its ``predict`` takes data samples,
+loops over levels and images in Python and calls mmcv's custom ``RoIAlign`` / ``nms`` ops, which
+export to ONNX only as custom ops (``MMCVRoiAlign``, mmdeploy's plugin library) that a stock
+ONNX Runtime or OpenVINO cannot load. :class:`DetectorForExport` runs the same arithmetic as
+mmdet 3.3's test path for one image of a fixed size, written with torchvision's ``nms`` /
+``roi_align``, which export to the standard ONNX ``NonMaxSuppression`` and ``RoiAlign`` (and
+OpenVINO's own NMS / ROIAlign):
+
+1. fused backbone -> FPN (BN folded) -> RPN convs;
+2. RPN: the anchors of the fixed input size are constants; per level the ``nms_pre`` best
+   anchors (sigmoid scores), deltas decoded (``DeltaXYWHBBoxCoder``, clipped to the input),
+   boxes of width or height <= ``min_bbox_size`` dropped, NMS per level, ``max_per_img``
+   proposals;
+3. RoIAlign (aligned, adaptive sampling) on the FPN level mmdet's ``SingleRoIExtractor`` maps
+   each box to (``floor(log2(sqrt(area) / finest_scale))``), the box head, softmax, per-class
+   decoding, ``score_thr``, per-class NMS, the ``max_per_img`` best;
+4. the mask head on those boxes, the mask of each box's class, sigmoid.
+
+Outputs, always ``max_per_img`` rows (static shapes for every runtime; rows past the n
+detections are zeros, score 0; the mask head runs on the n detections only): ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N),
+``labels`` (N) int64, ``masks`` (N, M, M) mask probabilities (Mask R-CNN only). Turning them into
+mmdet's ``DetDataSample`` (rescale, paste masks) is :mod:`.detections`.
+
+Difference from mmdet, by construction: the boxes are clipped to the (padded) input size, not
+to the resized image inside it; the host step clips the final boxes to the image. The two agree
+whenever the image fills the input (the repository's configs at their own scale, up to the
+padding to a multiple of 32).
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from torchvision.ops import batched_nms, roi_align
+
+DET_OUTPUTS = ('boxes', 'scores', 'labels', 'masks')
+BOX_OUTPUTS = DET_OUTPUTS[:3]
+#: ``DeltaXYWHBBoxCoder.decode``'s default, which mmdet's RPN and box heads never override
+WH_RATIO_CLIP = 16 / 1000
+
+
+class DetectorError(ValueError):
+    """The model is not a detector this wrapper reproduces; the message says what differs."""
+
+
+def _type(module) -> str:
+    return type(module).__name__
+
+
+def check_two_stage(detector: nn.Module) -> None:
+    """Refuse what :class:`DetectorForExport` does not reproduce exactly."""
+    rpn, roi = getattr(detector, 'rpn_head', None), getattr(detector, 'roi_head', None)
+    if rpn is None or roi is None or getattr(roi, 'bbox_head', None) is None:
+        raise DetectorError(f'--task detector needs a two-stage mmdet detector (RPN + RoI head, '
+                            f'e.g. Mask / Faster R-CNN); the config builds {_type(detector)}')
+    checks = [
+        ('RPN head', _type(rpn), ('RPNHead',)),
+        ('anchor generator', _type(rpn.prior_generator), ('AnchorGenerator',)),
+        ('RPN box coder', _type(rpn.bbox_coder), ('DeltaXYWHBBoxCoder',)),
+        ('RoI head', _type(roi), ('StandardRoIHead',)),
+        ('RoI extractor', _type(roi.bbox_roi_extractor), ('SingleRoIExtractor',)),
+        ('RoI layer', _type(roi.bbox_roi_extractor.roi_layers[0]), ('RoIAlign',)),
+        ('box coder', _type(roi.bbox_head.bbox_coder), ('DeltaXYWHBBoxCoder',)),
+    ]
+    for what, got, supported in checks:
+        if got not in supported:
+            raise DetectorError(f'--task detector reproduces {"/".join(supported)} as the '
+                                f'{what}; this config has {got}')
+    if getattr(roi, 'with_mask', False) and _type(roi.mask_head) != 'FCNMaskHead':
+        raise DetectorError(f'--task detector reproduces FCNMaskHead as the mask head; this '
+                            f'config has {_type(roi.mask_head)}')
+    if not rpn.use_sigmoid_cls:
+        raise DetectorError('--task detector reproduces a sigmoid RPN classifier; this config '
+                            'uses softmax')
+    for coder in (rpn.bbox_coder, roi.bbox_head.bbox_coder):
+        if coder.add_ctr_clamp or not coder.clip_border:
+            raise DetectorError('--task detector reproduces DeltaXYWHBBoxCoder with '
+                                'clip_border=True and add_ctr_clamp=False')
+    nms_types = (detector.test_cfg.rpn.nms.get('type', 'nms'),
+                 detector.test_cfg.rcnn.nms.get('type', 'nms'))
+    if any(t != 'nms' for t in nms_types):
+        raise DetectorError(f'--task detector reproduces plain NMS; the test_cfg asks {nms_types}')
+
+
+def decode_deltas(anchors: torch.Tensor, deltas: torch.Tensor, means: Sequence[float],
+                  stds: Sequence[float], wh_ratio_clip: float,
+                  max_hw: Tuple[int, int]) -> torch.Tensor:
+    """``DeltaXYWHBBoxCoder.decode`` for (K, 4) boxes and (K, 4) deltas, clipped to ``max_hw``."""
+    d = deltas * deltas.new_tensor(stds) + deltas.new_tensor(means)
+    centre = (anchors[:, :2] + anchors[:, 2:]) * 0.5
+    size = anchors[:, 2:] - anchors[:, :2]
+    limit = abs(math.log(wh_ratio_clip))
+    centre = centre + size * d[:, :2]
+    size = size * d[:, 2:].clamp(min=-limit, max=limit).exp()
+    boxes = torch.cat([centre - size * 0.5, centre + size * 0.5], dim=1)
+    upper = boxes.new_tensor([max_hw[1], max_hw[0], max_hw[1], max_hw[0]])
+    return torch.minimum(boxes.clamp(min=0), upper)
+
+
+class MultiLevelRoIAlign(nn.Module):
+    """``SingleRoIExtractor`` + mmcv ``RoIAlign`` as torchvision ``roi_align`` (standard op).
+
+    Every box is pooled from every level and the level mmdet maps it to is selected, so the
+    graph has no data-dependent scatter (4 levels x a few hundred boxes: cheap next to the heads).
+    """
+
+    def __init__(self, extractor: nn.Module):
+        super().__init__()
+        layer = extractor.roi_layers[0]
+        self.output_size = tuple(int(s) for s in layer.output_size)
+        self.sampling_ratio = int(layer.sampling_ratio)
+        self.aligned = bool(layer.aligned)
+        if layer.pool_mode != 'avg':
+            raise DetectorError(f'RoIAlign pool_mode {layer.pool_mode!r} is not exported; '
+                                "expected 'avg'")
+        self.scales = [1.0 / s for s in extractor.featmap_strides]
+        self.finest_scale = float(extractor.finest_scale)
+
+    def forward(self, feats: Sequence[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
+        rois = torch.cat([boxes.new_zeros(boxes.shape[0], 1), boxes], dim=1)
+        wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)  # padded rows: 0
+        scale = torch.sqrt(wh[:, 0] * wh[:, 1])
+        level = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
+        level = level.clamp(min=0, max=len(self.scales) - 1)
+        out = None
+        for i, spatial_scale in enumerate(self.scales):
+            pooled = roi_align(feats[i], rois, self.output_size, spatial_scale,
+                               self.sampling_ratio, self.aligned)
+            pick = (level == i).to(pooled.dtype).view(-1, 1, 1, 1)
+            out = pooled * pick if out is None else out + pooled * pick
+        return out
+
+
+def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """``t`` (n, ...) cut or zero-padded to exactly ``rows`` rows (n is data-dependent)."""
+    pad = t.new_zeros((rows,) + tuple(t.shape[1:]))
+    return torch.cat([t, pad], dim=0)[:rows]
+
+
+class DetectorForExport(nn.Module):
+    """mmdet's two-stage test path for one fixed-size image, as a plain module (see module doc).
+
+    ``detector`` is a fused (``fuse_for_export``) mmdet TwoStageDetector in eval mode;
+    ``input_hw`` the fixed input size (the anchors are built for it).
+    """
+
+    def __init__(self, detector: nn.Module, input_hw: Tuple[int, int]):
+        super().__init__()
+        check_two_stage(detector)
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.backbone, self.neck = detector.backbone, detector.neck
+        rpn, roi = detector.rpn_head, detector.roi_head
+        self.rpn_head = rpn
+        self.bbox_head = roi.bbox_head
+        self.bbox_roi = MultiLevelRoIAlign(roi.bbox_roi_extractor)
+        self.with_mask = bool(getattr(roi, 'with_mask', False))
+        if self.with_mask:
+            self.mask_head = roi.mask_head
+            self.mask_roi = MultiLevelRoIAlign(roi.mask_roi_extractor)
+            self.mask_class_agnostic = bool(roi.mask_head.class_agnostic)
+        self.num_classes = int(roi.bbox_head.num_classes)
+        self.reg_class_agnostic = bool(roi.bbox_head.reg_class_agnostic)
+        rpn_cfg, rcnn_cfg = detector.test_cfg.rpn, detector.test_cfg.rcnn
+        self.nms_pre = int(rpn_cfg.get('nms_pre', -1))
+        self.rpn_max = int(rpn_cfg.max_per_img)
+        self.rpn_iou = float(rpn_cfg.nms.iou_threshold)
+        self.min_bbox_size = float(rpn_cfg.get('min_bbox_size', -1))
+        self.score_thr = float(rcnn_cfg.score_thr)
+        self.rcnn_iou = float(rcnn_cfg.nms.iou_threshold)
+        self.max_per_img = int(rcnn_cfg.max_per_img)
+        self.mask_thr_binary = float(rcnn_cfg.get('mask_thr_binary', 0.5))
+        self.rpn_coder = self._coder(rpn.bbox_coder)
+        self.box_coder = self._coder(roi.bbox_head.bbox_coder)
+        strides = rpn.prior_generator.strides
+        sizes = [(math.ceil(self.input_hw[0] / s[1]), math.ceil(self.input_hw[1] / s[0]))
+                 for s in strides]
+        with torch.no_grad():
+            anchors = rpn.prior_generator.grid_priors(sizes, device='cpu')
+        self.num_levels = len(anchors)
+        for i, a in enumerate(anchors):
+            self.register_buffer(f'anchors_{i}', a.float().contiguous(), persistent=False)
+
+    @staticmethod
+    def _coder(coder) -> dict:
+        return dict(means=tuple(float(m) for m in coder.means),
+                    stds=tuple(float(s) for s in coder.stds), wh_ratio_clip=WH_RATIO_CLIP)
+
+    @property
+    def output_names(self) -> Tuple[str, ...]:
+        return DET_OUTPUTS if self.with_mask else BOX_OUTPUTS
+
+    def anchors(self) -> List[torch.Tensor]:
+        return [getattr(self, f'anchors_{i}') for i in range(self.num_levels)]
+
+    def proposals(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """RPN boxes (P, 4), P <= the RPN's ``max_per_img``."""
+        cls_scores, bbox_preds = self.rpn_head(feats)
+        boxes, scores, levels = [], [], []
+        for i, (cls, reg, anchors) in enumerate(zip(cls_scores, bbox_preds, self.anchors())):
+            score = cls[0].permute(1, 2, 0).reshape(-1).sigmoid()
+            delta = reg[0].permute(1, 2, 0).reshape(-1, 4)
+            if 0 < self.nms_pre < score.shape[0]:
+                score, keep = score.topk(self.nms_pre)
+                delta, anchors = delta[keep], anchors[keep]
+            boxes.append(decode_deltas(anchors, delta, max_hw=self.input_hw, **self.rpn_coder))
+            scores.append(score)
+            levels.append(torch.full_like(score, i, dtype=torch.int64))
+        boxes, scores, levels = torch.cat(boxes), torch.cat(scores), torch.cat(levels)
+        if self.min_bbox_size >= 0:
+            wh = boxes[:, 2:] - boxes[:, :2]
+            valid = torch.nonzero((wh[:, 0] > self.min_bbox_size) &
+                                  (wh[:, 1] > self.min_bbox_size)).squeeze(1)
+            boxes, scores, levels = boxes[valid], scores[valid], levels[valid]
+        keep = batched_nms(boxes, scores, levels, self.rpn_iou)[:self.rpn_max]
+        return boxes[keep]
+
+    def detections(self, feats, proposals):
+        """Box head -> (boxes, scores, labels) of the ``max_per_img`` best (n <= that many rows)."""
+        cls_score, bbox_pred = self.bbox_head(self.bbox_roi(feats, proposals))
+        scores = cls_score.softmax(-1)[:, :-1]                  # (P, C) without background
+        classes = 1 if self.reg_class_agnostic else self.num_classes
+        rois = proposals.repeat_interleave(classes, dim=0)
+        boxes = decode_deltas(rois, bbox_pred.reshape(-1, 4), max_hw=self.input_hw,
+                              **self.box_coder).reshape(-1, classes, 4)
+        boxes = boxes.expand(-1, self.num_classes, 4).reshape(-1, 4)
+        labels = torch.arange(self.num_classes, device=scores.device).repeat(scores.shape[0])
+        scores = scores.reshape(-1)
+        valid = torch.nonzero(scores > self.score_thr).squeeze(1)
+        boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
+        keep = batched_nms(boxes, scores, labels, self.rcnn_iou)[:self.max_per_img]
+        return boxes[keep], scores[keep], labels[keep]
+
+    def masks(self, feats, boxes, labels) -> torch.Tensor:
+        """Mask probabilities (n, M, M) of each box's class (run on the n detections only)."""
+        logits = self.mask_head(self.mask_roi(feats, boxes))    # (n, C, M, M)
+        if self.mask_class_agnostic:
+            logits = logits[:, :1]
+        else:
+            index = labels.view(-1, 1, 1, 1).expand(-1, 1, logits.shape[2], logits.shape[3])
+            logits = torch.gather(logits, 1, index)
+        return logits[:, 0].sigmoid()
+
+    def forward(self, x: torch.Tensor):
+        feats = self.neck(self.backbone(x))
+        outputs = self.detections(feats, self.proposals(feats))
+        if self.with_mask:
+            outputs = outputs + (self.masks(feats, outputs[0], outputs[2]),)
+        return tuple(_pad_rows(o, self.max_per_img) for o in outputs)
