@@ -1,12 +1,14 @@
 """``tools/infer.py``: run a config's model on your own pictures, through the toolboxes' Inferencers.
 
     python tools/infer.py IMAGES_OR_FOLDERS... --config CFG --weights PATH_OR_URL [--out-dir DIR]
+    python tools/infer.py IMAGES_OR_FOLDERS... --artifact EXPORTED_MODEL [--config CFG]
 
 The task follows the config's ``default_scope``: mmpretrain -> ``ImageClassificationInferencer``,
 mmdet -> ``DetInferencer``, mmseg -> ``MMSegInferencer``. For each image it prints one line of
 predictions and writes the toolbox's visualisation as ``OUT_DIR/<image name>.png`` (atomically).
 ``--weights`` takes an mm checkpoint, a published release file or a URL (fetched once into the
-torch hub cache). Each toolbox is built and run inside its own default scope
+torch hub cache). ``--artifact`` runs an exported model in its runtime instead
+(:class:`~iformer_mm.deploy.runner.ArtifactRunner`) and draws it with the same visualiser. Each toolbox is built and run inside its own default scope
 (:func:`~iformer_mm.utils.scope.toolbox_scope`), so :func:`infer` may serve several toolboxes in
 one process. Bad input (missing or unreadable image, empty folder, unknown task, missing
 weights) is one line on stderr and exit code 2, before any model is built.
@@ -109,6 +111,35 @@ def config_dataset_meta(cfg, scope: str) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
+# One line per image, the same for PyTorch and for an exported artifact
+# ----------------------------------------------------------------------------------------------
+def _name(classes, i: int) -> str:
+    return str(classes[i]) if classes and 0 <= i < len(classes) else str(i)
+
+
+def cls_summary(scores: np.ndarray, classes) -> str:
+    """The three best classes with their probabilities."""
+    return '; '.join(f'{_name(classes, int(i))} {scores[i]:.3f}' for i in np.argsort(-scores)[:3])
+
+
+def det_summary(scores, labels, bboxes, classes) -> str:
+    """How many objects score >= :data:`DET_SCORE_THR`, and the first five."""
+    kept = [(float(s), int(l), b) for s, l, b in zip(scores, labels, bboxes) if s >= DET_SCORE_THR]
+    parts = [f'{_name(classes, l)} {s:.2f} [{", ".join(f"{float(v):.0f}" for v in b)}]'
+             for s, l, b in kept[:5]]
+    return f'{len(kept)} objects (score >= {DET_SCORE_THR})' + (': ' + '; '.join(parts)
+                                                                if parts else '')
+
+
+def seg_summary(pred: np.ndarray, classes) -> str:
+    """The five largest classes by pixel share."""
+    labels, counts = np.unique(pred, return_counts=True)
+    return 'pixels: ' + '; '.join(f'{_name(classes, int(labels[i]))} '
+                                  f'{100 * counts[i] / pred.size:.1f}%'
+                                  for i in np.argsort(-counts)[:5])
+
+
+# ----------------------------------------------------------------------------------------------
 # One adapter per toolbox: build the Inferencer, predict one image -> (summary, RGB picture)
 # ----------------------------------------------------------------------------------------------
 class _Classification:
@@ -129,10 +160,7 @@ class _Classification:
                     tmp, os.path.splitext(os.path.basename(image))[0] + '.png'), channel_order='rgb')
         finally:
             progress.disable_progress_bar = shown
-        scores = np.asarray(result['pred_scores'])
-        classes = self.inferencer.classes
-        top = np.argsort(-scores)[:3]
-        summary = '; '.join(f'{classes[i] if classes else i} {scores[i]:.3f}' for i in top)
+        summary = cls_summary(np.asarray(result['pred_scores']), self.inferencer.classes)
         return summary, picture, {k: v for k, v in result.items() if k != 'pred_scores'}
 
 
@@ -149,13 +177,8 @@ class _Detection:
         out = self.inferencer(image, return_vis=True, no_save_vis=True, no_save_pred=True,
                               pred_score_thr=DET_SCORE_THR)
         pred = out['predictions'][0]
-        classes = self.inferencer.model.dataset_meta.get('classes') or ()
-        kept = [(s, l, b) for s, l, b in zip(pred['scores'], pred['labels'], pred['bboxes'])
-                if s >= DET_SCORE_THR]
-        parts = [f'{classes[l] if l < len(classes) else l} {s:.2f} '
-                 f'[{", ".join(f"{v:.0f}" for v in b)}]' for s, l, b in kept[:5]]
-        summary = f'{len(kept)} objects (score >= {DET_SCORE_THR})' + (': ' + '; '.join(parts)
-                                                                        if parts else '')
+        summary = det_summary(pred['scores'], pred['labels'], pred['bboxes'],
+                              self.inferencer.model.dataset_meta.get('classes'))
         return summary, out['visualization'][0], pred
 
 
@@ -178,12 +201,8 @@ class _Segmentation:
         if isinstance(pred, list):
             pred, picture = pred[0], picture[0]
         pred = np.asarray(pred)
-        classes = self.inferencer.model.dataset_meta.get('classes') or ()
-        labels, counts = np.unique(pred, return_counts=True)
-        order = np.argsort(-counts)[:5]
-        parts = [f'{classes[labels[i]] if labels[i] < len(classes) else labels[i]} '
-                 f'{100 * counts[i] / pred.size:.1f}%' for i in order]
-        return 'pixels: ' + '; '.join(parts), picture, {'sem_seg': pred}
+        return (seg_summary(pred, self.inferencer.model.dataset_meta.get('classes')), picture,
+                {'sem_seg': pred})
 
 
 def _palette(n: int) -> List[List[int]]:
@@ -193,6 +212,55 @@ def _palette(n: int) -> List[List[int]]:
 
 
 _ADAPTERS = {'mmpretrain': _Classification, 'mmdet': _Detection, 'mmseg': _Segmentation}
+
+
+class _Artifact:
+    """An exported model (``tools/deploy.py``) through the deploy runner, drawn by the config's
+    own visualiser, summarised like the PyTorch adapters: the same picture from both."""
+
+    SCOPES = {'classifier': 'mmpretrain', 'detector': 'mmdet', 'segmentor': 'mmseg'}
+
+    def __init__(self, artifact: str, config: Optional[str], threads: Optional[int] = None):
+        import time
+
+        from mmengine.registry import VISUALIZERS
+
+        from ..deploy.runner import ArtifactRunner
+        self.runner = ArtifactRunner(artifact, config, threads)
+        self.task = self.runner.task
+        self.scope = self.SCOPES[self.task]
+        meta = config_dataset_meta(self.runner.cfg, self.scope)
+        self.classes = self.runner.classes or meta.get('classes')
+        vis = dict(self.runner.cfg.visualizer, name=f'artifact-{time.time_ns()}',
+                   vis_backends=None)
+        self.visualizer = VISUALIZERS.build(vis)
+        if self.classes:
+            palette, n = self.runner.palette or meta.get('palette') or (), len(self.classes)
+            if len(palette) < n or (self.task == 'segmentor' and len(palette) != n):
+                palette = _palette(n)  # mmseg's visualiser needs exactly one colour a class
+            # colours as tuples: mmengine reads a list as a list of colours
+            self.visualizer.dataset_meta = {'classes': self.classes,
+                                            'palette': [tuple(c) for c in palette]}
+
+    def __call__(self, image: str):
+        import mmcv
+        sample = self.runner(image)
+        rgb = mmcv.imread(image, channel_order='rgb')
+        if self.task == 'classifier':
+            summary = cls_summary(sample.pred_score.numpy(), self.classes)
+            picture = self.visualizer.visualize_cls(rgb, sample, classes=self.classes)
+        else:
+            if self.task == 'detector':
+                p = sample.pred_instances
+                summary = det_summary(p.scores.numpy(), p.labels.numpy(), p.bboxes.numpy(),
+                                      self.classes)
+                self.visualizer.add_datasample('image', rgb, sample, draw_gt=False,
+                                               pred_score_thr=DET_SCORE_THR)
+            else:
+                summary = seg_summary(sample.pred_sem_seg.data[0].numpy(), self.classes)
+                self.visualizer.add_datasample('image', rgb, sample, draw_gt=False)
+            picture = self.visualizer.get_image()
+        return summary, picture, sample
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,27 +274,39 @@ def _write_png(path: str, rgb: np.ndarray) -> None:
             raise OSError(f'could not write {path}')
 
 
-def infer(images: Sequence[str], config: str, weights: str, out_dir: str = 'infer_out',
-          device: Optional[str] = None) -> List[Prediction]:
-    """Predict every image (files or folders) with ``config`` + ``weights``; write the PNGs.
+def infer(images: Sequence[str], config: Optional[str] = None, weights: Optional[str] = None,
+          out_dir: str = 'infer_out', device: Optional[str] = None,
+          artifact: Optional[str] = None) -> List[Prediction]:
+    """Predict every image (files or folders) with ``config`` + ``weights``, or with an exported
+    ``artifact`` (its config from its report unless ``config`` is given); write the PNGs.
 
     Raises :class:`InferError` / :class:`~iformer_mm.checkpoint.CheckpointError` for bad input,
     before a model is built; nothing is written then.
     """
     from ..zoo.convert import mm_loadable_checkpoint
     from ..utils.fileio import prepare_out_dir, remove_created
-    cfg = load_config(config)
-    scope = toolbox_of(cfg, config)
-    files = collect_images(images)
     from ..checkpoint import is_url
-    if not is_url(weights) and not os.path.isfile(weights):
+    if (artifact is None) == (weights is None):
+        raise InferError('give either --weights (with --config) or --artifact (an exported '
+                         'model written by tools/deploy.py), not ' +
+                         ('both' if artifact else 'neither'))
+    if artifact is None and config is None:
+        raise InferError('--weights needs --config (the config the weights were trained with)')
+    cfg = load_config(config) if config else None
+    scope = toolbox_of(cfg, config) if cfg is not None else None
+    files = collect_images(images)
+    if weights is not None and not is_url(weights) and not os.path.isfile(weights):
         raise InferError(f'--weights not found: {weights}')
+    if artifact is not None:
+        from ..deploy.runner import read_report
+        scope = _Artifact.SCOPES.get(read_report(artifact)['task'], scope)
     created = prepare_out_dir(out_dir)
     outputs = _output_names(files, out_dir)
     results: List[Prediction] = []
     try:
-        with tempfile.TemporaryDirectory() as tmp, toolbox_scope(scope):
-            predict = _ADAPTERS[scope](cfg, mm_loadable_checkpoint(weights, tmp), device)
+        with tempfile.TemporaryDirectory() as tmp, toolbox_scope(scope or 'mmpretrain'):
+            predict = (_Artifact(artifact, config) if artifact is not None else
+                       _ADAPTERS[scope](cfg, mm_loadable_checkpoint(weights, tmp), device))
             for image, output in zip(files, outputs):
                 summary, picture, result = predict(image)
                 _write_png(output, picture)
@@ -244,9 +324,11 @@ def parser(prog: str = 'infer.py') -> argparse.ArgumentParser:
         description='Run an iFormer classification / detection / segmentation config on images '
                     "with the toolboxes' Inferencers; print predictions, write PNGs.")
     p.add_argument('images', nargs='+', help='image files and/or folders of images')
-    p.add_argument('--config', required=True, help='mmpretrain, mmdet or mmseg config file')
-    p.add_argument('--weights', required=True,
-                   help='checkpoint: mm file, published release file, or http(s) URL')
+    p.add_argument('--config', help='mmpretrain, mmdet or mmseg config file (with --artifact: '
+                                    'default the one its deploy report names)')
+    p.add_argument('--weights', help='checkpoint: mm file, published release file, or http(s) URL')
+    p.add_argument('--artifact', help='an exported model (tools/deploy.py: .onnx, OpenVINO folder, '
+                                      '.pte) instead of --weights; run in its runtime')
     p.add_argument('--out-dir', default='infer_out', help='folder for the PNGs (default infer_out)')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
     return p
@@ -255,12 +337,14 @@ def parser(prog: str = 'infer.py') -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None, prog: str = 'infer.py') -> int:
     """CLI: one line per image on stdout; bad input is one line on stderr and exit code 2."""
     from ..checkpoint import CheckpointError
+    from ..deploy.targets import DeployError
     from ..utils.cli import error_exit
     from ..utils.fileio import OutputError
     args = parser(prog).parse_args(argv)
     try:
-        predictions = infer(args.images, args.config, args.weights, args.out_dir, args.device)
-    except (InferError, ConfigError, CheckpointError, OutputError) as e:
+        predictions = infer(args.images, args.config, args.weights, args.out_dir, args.device,
+                            args.artifact)
+    except (InferError, ConfigError, CheckpointError, OutputError, DeployError) as e:
         return error_exit(prog, e)
     for p in predictions:
         print(f'{p.image}: {p.summary} -> {p.output}')

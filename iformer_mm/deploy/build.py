@@ -65,6 +65,7 @@ class ExportModel:
     cfg: Any = field(default=None, repr=False)  # the loaded ``config`` (mmengine Config)
     num_classes: Optional[int] = None
     classes: Optional[List[str]] = None
+    palette: Optional[List[Tuple[int, int, int]]] = None  # the checkpoint's, for visualisers
     #: the toolbox's own model behind ``model`` (segmentor / detector; fused, same weights):
     #: the PyTorch reference for accuracy figures
     mm_model: Optional[nn.Module] = field(default=None, repr=False)
@@ -204,10 +205,16 @@ def build_export_model(name: str, task: str = 'classifier', checkpoint: Optional
             model = DetectorForExport(mm_model, resolution).eval()
             outputs = model.output_names
         num_classes = model.num_classes
+    trained_meta = dict(getattr(mm_model, 'dataset_meta', None) or {})
     return ExportModel(model=model, arch=arch, task=task, distilled=distilled,
                        window_size=window_size, resolution=resolution, output_names=outputs,
                        weights=str(checkpoint) if checkpoint else 'random (no checkpoint)',
                        preprocess=preprocess_of(cfg) if cfg is not None else Preprocess(),
                        config=config, cfg=cfg, num_classes=num_classes,
-                       classes=classes_of(cfg) if cfg is not None else None,
-                       mm_model=mm_model)
+                       classes=(classes_of(cfg) if cfg is not None else None) or
+                       _list(trained_meta.get('classes')),
+                       palette=_list(trained_meta.get('palette')), mm_model=mm_model)
+
+
+def _list(value) -> Optional[list]:
+    return [list(v) if isinstance(v, (list, tuple)) else v for v in value] if value else None

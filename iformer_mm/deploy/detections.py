@@ -10,7 +10,7 @@ at the config's ``mask_thr_binary``. The result is what mmdet's ``CocoMetric`` a
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -91,3 +91,26 @@ def match_detections(ref: Sequence[np.ndarray], got: Sequence[np.ndarray],
     if len(ref) > 3:
         out['max_mask_diff'] = mask_diff
     return out
+
+
+#: the acceptance rule of an fp32 artifact (and of the report's figures)
+MATCH_RULE = ('every PyTorch detection with score >= 0.3 has one of the same label with box '
+              'IoU >= 0.99')
+
+
+def match_summary(pairs: Sequence[Tuple[Sequence[np.ndarray], Sequence[np.ndarray]]]) -> dict:
+    """:func:`match_detections` over (reference, artifact) pairs of many images: the rule at
+    score >= 0.3, and the same rule over every detection whatever its score (for information:
+    a model with random weights scores few detections 0.3)."""
+    rule = [match_detections(ref, got) for ref, got in pairs]
+    every = [match_detections(ref, got, min_score=1e-12) for ref, got in pairs]
+    return {'detections_checked': sum(m['checked'] for m in rule),
+            'detections_matched': sum(m['matched'] for m in rule),
+            'match_rule': MATCH_RULE,
+            'all_detections_checked': sum(m['checked'] for m in every),
+            'all_detections_matched': sum(m['matched'] for m in every),
+            'min_iou': min((m['min_iou'] for m in rule), default=1.0),
+            'max_abs_diff': max((max(m['max_score_diff'], m.get('max_mask_diff', 0.0))
+                                 for m in rule), default=0.0),
+            'detections_per_input': [m['detections'] for m in rule],
+            'pytorch_detections_per_input': [m['reference_detections'] for m in rule]}

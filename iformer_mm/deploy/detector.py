@@ -57,16 +57,18 @@ def check_two_stage(detector: nn.Module) -> None:
     if rpn is None or roi is None or getattr(roi, 'bbox_head', None) is None:
         raise DetectorError(f'--task detector needs a two-stage mmdet detector (RPN + RoI head, '
                             f'e.g. Mask / Faster R-CNN); the config builds {_type(detector)}')
+    # in order: each check may read attributes only the types checked before it have
     checks = [
-        ('RPN head', _type(rpn), ('RPNHead',)),
-        ('anchor generator', _type(rpn.prior_generator), ('AnchorGenerator',)),
-        ('RPN box coder', _type(rpn.bbox_coder), ('DeltaXYWHBBoxCoder',)),
-        ('RoI head', _type(roi), ('StandardRoIHead',)),
-        ('RoI extractor', _type(roi.bbox_roi_extractor), ('SingleRoIExtractor',)),
-        ('RoI layer', _type(roi.bbox_roi_extractor.roi_layers[0]), ('RoIAlign',)),
-        ('box coder', _type(roi.bbox_head.bbox_coder), ('DeltaXYWHBBoxCoder',)),
+        ('RPN head', lambda: rpn, ('RPNHead',)),
+        ('RoI head', lambda: roi, ('StandardRoIHead',)),
+        ('anchor generator', lambda: rpn.prior_generator, ('AnchorGenerator',)),
+        ('RPN box coder', lambda: rpn.bbox_coder, ('DeltaXYWHBBoxCoder',)),
+        ('RoI extractor', lambda: roi.bbox_roi_extractor, ('SingleRoIExtractor',)),
+        ('RoI layer', lambda: roi.bbox_roi_extractor.roi_layers[0], ('RoIAlign',)),
+        ('box coder', lambda: roi.bbox_head.bbox_coder, ('DeltaXYWHBBoxCoder',)),
     ]
-    for what, got, supported in checks:
+    for what, part, supported in checks:
+        got = _type(part())
         if got not in supported:
             raise DetectorError(f'--task detector reproduces {"/".join(supported)} as the '
                                 f'{what}; this config has {got}')

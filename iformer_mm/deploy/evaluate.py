@@ -102,18 +102,17 @@ def detector_accuracy(em, session, samples: Sequence[Sample], val_data=None) -> 
     from mmdet.structures import DetDataSample
 
     from ..utils.scope import toolbox_scope
-    from .detections import match_detections, to_det_sample
+    from .detections import match_summary, to_det_sample
     mask_thr = em.model.mask_thr_binary
-    reference, artifact, matches = [], [], []
+    reference, artifact, pairs = [], [], []
     with toolbox_scope('mmdet'), torch.no_grad():
         for s in samples:
             ref = em.mm_model.predict(s.inputs, [DetDataSample(metainfo=s.meta)], rescale=True)[0]
             got = to_det_sample(session(s.inputs.numpy()), s.meta, mask_thr)
             reference.append(ref)
             artifact.append(got)
-            matches.append(match_detections(*(
-                [p.bboxes.numpy(), p.scores.numpy(), p.labels.numpy()]
-                for p in (ref.pred_instances, got.pred_instances))))
+            pairs.append(tuple([p.bboxes.numpy(), p.scores.numpy(), p.labels.numpy()]
+                               for p in (ref.pred_instances, got.pred_instances)))
     ann_file = _ann_file(em.cfg, val_data)
     classes = em.classes  # the config's metainfo; a COCO config names none: COCO's 80
     if not classes:
@@ -121,13 +120,9 @@ def detector_accuracy(em, session, samples: Sequence[Sample], val_data=None) -> 
         classes = CocoDataset.METAINFO['classes']
     ref_map = coco_map(reference, samples, ann_file, classes, em.model.with_mask)
     art_map = coco_map(artifact, samples, ann_file, classes, em.model.with_mask)
-    checked = sum(m['checked'] for m in matches)
-    matched = sum(m['matched'] for m in matches)
+    matches = match_summary(pairs)  # per image, in original image coordinates
     return {'data': val_data, 'metric': 'coco', 'ann_file': ann_file,
             'pytorch_fp32': ref_map, 'artifact': art_map,
             'delta_points': {k: round(100 * (art_map[k] - ref_map[k]), 3)
                              for k in ref_map if k != 'images'},
-            'detections_checked': checked, 'detections_matched': matched,
-            'match_rule': 'per image, every PyTorch detection with score >= 0.3 has an artifact '
-                          'detection of the same label with box IoU >= 0.99 (original image '
-                          'coordinates)'}
+            **{k: v for k, v in matches.items() if 'per_input' not in k}}

@@ -22,7 +22,7 @@ from ..utils.environment import versions
 from ..utils.fileio import atomic_path, atomic_write_text, prepare_out_dir, remove_created
 from ..checkpoint import is_url
 from .build import INPUT_NAME, ExportModel, build_export_model
-from .detections import match_detections
+from .detections import match_summary
 from .evaluate import accuracy, detector_accuracy
 from .inputs import InputSource, Sample
 from .targets import DeployError, Target, get_target
@@ -94,19 +94,10 @@ def _outputs(session, x: torch.Tensor, ref: List[np.ndarray]) -> List[np.ndarray
 
 def detector_parity(session, inputs: Sequence[torch.Tensor],
                     refs: Sequence[List[np.ndarray]]) -> Dict[str, object]:
-    """Detections matched by label and box IoU (:func:`.detections.match_detections`): rows may
+    """Detections matched by label and box IoU (:func:`.detections.match_summary`): rows may
     legitimately swap order between runtimes where two scores are nearly equal."""
-    per_input = [match_detections(ref, _outputs(session, x, ref)) for x, ref in zip(inputs, refs)]
-    checked = sum(m['checked'] for m in per_input)
-    matched = sum(m['matched'] for m in per_input)
-    diffs = [max(m['max_score_diff'], m.get('max_mask_diff', 0.0)) for m in per_input]
-    return {'inputs': len(inputs), 'detections_checked': checked, 'detections_matched': matched,
-            'match_rule': 'every PyTorch detection with score >= 0.3 has one of the same label '
-                          'with box IoU >= 0.99',
-            'matched_fraction': matched / checked if checked else 1.0,
-            'min_iou': min(m['min_iou'] for m in per_input),
-            'max_abs_diff': max(diffs), 'detections_per_input': [m['detections'] for m in per_input],
-            'pytorch_detections_per_input': [m['reference_detections'] for m in per_input]}
+    pairs = [(ref, _outputs(session, x, ref)) for x, ref in zip(inputs, refs)]
+    return {'inputs': len(inputs), **match_summary(pairs)}
 
 
 def parity(session, inputs: Sequence[torch.Tensor], refs: Sequence[List[np.ndarray]],
@@ -211,7 +202,8 @@ def deploy(req: Request) -> Dict[str, object]:
             'window_size': em.window_size, 'weights': em.weights, 'config': em.config,
             'inputs': {INPUT_NAME: tuple(em.input_shape)},
             'outputs': {n: tuple(r.shape) for n, r in zip(em.output_names, refs[0])},
-            'preprocess': em.preprocess.describe(), 'classes': em.classes}
+            'preprocess': em.preprocess.describe(), 'classes': em.classes,
+            'palette': em.palette}
         with atomic_path(final) as tmp:
             info = target.export(em.model, example, em.output_names, req.precision, calib, tmp,
                                  INPUT_NAME, em.metadata())

@@ -38,7 +38,8 @@ def build_mm_model(config, task: str, checkpoint: Optional[str] = None) -> nn.Mo
         warnings.simplefilter('ignore')  # the toolboxes' loss-construction notices
         model = revert_sync_batchnorm(MODELS.build(cfg))
     if checkpoint:
-        state_dict, fmt = find_state_dict(safe_load(checkpoint), source=checkpoint)
+        ckpt = safe_load(checkpoint)
+        state_dict, fmt = find_state_dict(ckpt, source=checkpoint)
         if fmt != 'mm' or not any(k.startswith(prefix) for k in state_dict):
             raise CheckpointError(f'{checkpoint} is not an {scope} {task} checkpoint (no '
                                   f'{prefix}* weights); --task {task} needs one, e.g. a '
@@ -55,6 +56,11 @@ def build_mm_model(config, task: str, checkpoint: Optional[str] = None) -> nn.Mo
                                      f'other shapes for {mismatched[:5]} (another number of '
                                      'classes?)'))
         load_state_dict(model, state_dict, strict=True)
+        # classes / palette the training run recorded (mmengine's runner saves them): what the
+        # toolbox's Inferencer would draw with, carried into the deploy report
+        meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+        if isinstance(meta.get('dataset_meta'), dict):
+            model.dataset_meta = dict(meta['dataset_meta'])
     return model.eval()
 
 

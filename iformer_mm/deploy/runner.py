@@ -76,6 +76,7 @@ class ArtifactRunner:
                                          pre['channel_order']), self.cfg)
         self.source = InputSource(self.spec)
         self.classes: Optional[List[str]] = report.get('classes')
+        self.palette: Optional[List[List[int]]] = report.get('palette')
         self.session = target.session(artifact, threads, report['precision'])
 
     def __call__(self, image: str):
