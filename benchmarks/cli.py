@@ -1,7 +1,8 @@
-"""``tools/benchmark.py``: one command, three modes as sub-commands.
+"""``tools/benchmark.py``: one command, four modes as sub-commands.
 
     python tools/benchmark.py latency --models t m l ...        # PyTorch CPU latency (default)
     python tools/benchmark.py deploy --models t m --out F.json  # exported latency per runtime
+    python tools/benchmark.py detector --config C --out F.json  # deployed detector vs mmdet
     python tools/benchmark.py train-throughput --device cuda    # GPU training images/s
 
 Argument parsing only; each mode's work is its own module. Errors follow the tools' one
@@ -199,6 +200,50 @@ def deploy_main(args: argparse.Namespace, argv: List[str]) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# detector: the deployed whole detector per runtime / precision vs mmdet's PyTorch inference
+# ----------------------------------------------------------------------------------------------
+def _detector_flags(p: argparse.ArgumentParser) -> None:
+    from .detector_latency import DETECTOR_TARGETS
+    p.add_argument('--model', default='t', help=f'variant: {valid_model_names()}')
+    p.add_argument('--config', required=True, help='the mmdet Mask / Faster R-CNN config')
+    p.add_argument('--checkpoint', help='trained weights (random without)')
+    p.add_argument('--resolution', help="HxW (default: the config's test size)")
+    p.add_argument('--targets', nargs='+', default=list(DETECTOR_TARGETS), choices=DETECTOR_TARGETS,
+                   metavar='TARGET', help=f'default: {" ".join(DETECTOR_TARGETS)}')
+    p.add_argument('--precisions', nargs='+', default=['fp32'], choices=('fp32', 'int8'),
+                   metavar='PRECISION', help='fp32 and / or int8 (int8 needs --calib-data)')
+    p.add_argument('--calib-data', help='int8 calibration images (a folder)')
+    p.add_argument('--calib-size', type=positive_int, default=50)
+    p.add_argument('--threads', type=positive_int, default=1)
+    p.add_argument('--runs', type=positive_int, default=10)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--out', required=True, help='results JSON (atomic write; Markdown beside)')
+
+
+def detector_main(args: argparse.Namespace, argv: List[str]) -> int:
+    from iformer_mm.models.backbones.iformer_arch import parse_resolution
+    from . import detector_latency as bench
+    parse_model_name(args.model)
+    resolution = parse_resolution(args.resolution) if args.resolution else None
+    if 'int8' in args.precisions and not args.calib_data:
+        raise ValueError('--precisions int8 needs --calib-data (a folder of images)')
+    for flag, path in (('--config', args.config), ('--checkpoint', args.checkpoint),
+                       ('--calib-data', args.calib_data)):
+        if path and not os.path.exists(path):
+            raise ValueError(f'{flag} {path} does not exist')
+    _out_folder(args.out)
+    doc = bench.run_detector_benchmark(args.model, args.config, args.checkpoint, resolution,
+                                       args.targets, args.precisions, args.calib_data,
+                                       args.calib_size, args.threads, args.runs, args.warmup)
+    doc['command'] = _command('detector', argv)
+    _write_json(args.out, doc)
+    table = os.path.splitext(args.out)[0] + '.md'
+    atomic_write_text(table, bench.markdown(doc))
+    print(f'wrote {args.out} and {table}')
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
 # train-throughput: GPU training images/s, ours vs timm
 # ----------------------------------------------------------------------------------------------
 def _train_throughput_flags(p: argparse.ArgumentParser) -> None:
@@ -279,6 +324,9 @@ MODES: Dict[str, tuple] = {
     'deploy': ("latency of the exported classifier per CPU runtime and precision: our export vs "
                "timm's exported the same way, int8 vs the float precisions", _deploy_flags,
                deploy_main),
+    'detector': ('latency of the deployed whole Mask / Faster R-CNN per runtime and precision, '
+                 "next to mmdet's own PyTorch inference at the same size", _detector_flags,
+                 detector_main),
     'train-throughput': ('training (and inference) images/s, ours vs timm, on a GPU (or a tiny '
                          'CPU smoke run); fits an 8-minute slot (benchmarks/README.md)',
                          _train_throughput_flags, train_throughput_main),

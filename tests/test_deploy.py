@@ -85,6 +85,37 @@ def test_fp32_classifier_equals_pytorch(classifiers, target, arch, tmp_path, cap
         assert report['runtime']['precision_ran'] == 'f32'  # not the CPU's silent bf16 default
 
 
+@pytest.mark.skipif(not TARGETS['openvino'].runs_here, reason='OpenVINO not installed')
+def test_openvino_bf16_and_fp16_say_what_they_ran(classifiers, tmp_path, capsys):
+    """bf16 is a named precision (parity to bf16 rounding, stated in the report); fp16 on a CPU
+    without fp16 arithmetic says what the CPU plugin ran instead. Both reports carry the
+    per-op profile: op type x precision ran, shares summing to 1."""
+    from iformer_mm.deploy.export import BF16_MIN_COSINE, PROFILE_RUNS
+    from iformer_mm.deploy.targets.openvino import cpu_has_bf16
+    model, ckpt = classifiers['t']
+    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = model(x).numpy()
+    for precision in ('bf16', 'fp16'):
+        report = _deploy(['--model', 't', '--target', 'openvino', '--precision', precision,
+                          '--checkpoint', ckpt, '--resolution', '96', '--out-dir',
+                          str(tmp_path / precision)], capsys)
+        got = _run_artifact(report, x)[0]
+        cosine = float((got * want).sum() / (np.linalg.norm(got) * np.linalg.norm(want)))
+        assert cosine >= BF16_MIN_COSINE and report['parity']['min_cosine'] >= BF16_MIN_COSINE
+        runtime, profile = report['runtime'], report['profile']
+        assert profile['runs'] == PROFILE_RUNS and abs(sum(o['share'] for o in profile['ops']) - 1) < .01
+        assert {'Convolution', 'MatMul'} <= {o['op_type'] for o in profile['ops']}
+        if precision == 'bf16':
+            assert report['parity']['bf16_min_cosine_required'] == BF16_MIN_COSINE
+            assert runtime['inference_precision_hint'] == 'bf16'
+            if cpu_has_bf16():
+                assert 'bf16' in runtime['precision_ran'] and profile['by_precision']['bf16'] > .5
+        elif 'f16' not in runtime['precision_ran']:
+            assert runtime['note'].startswith('f16 was asked; this CPU has no f16 arithmetic')
+    assert (_run_artifact(report, x)[0] != want).any()  # not the fp32 graph under another name
+
+
 M_SLOW = pytest.param('m', marks=pytest.mark.slow)  # the same graph, more blocks: minutes
 
 
@@ -193,8 +224,18 @@ def test_int8_is_calibrated_on_images_and_runs(classifiers, calib_folder, target
     assert report['resolution'] == [64, 64]  # the config's centre crop
     assert report['parity']['inputs'] == 9  # one random input + 8 calibration images
     assert report['parity']['min_cosine'] > 0.9
+    profile = report['profile']  # where the int8 artifact spends its time, per op and precision
+    assert profile['kernel_ms'] > 0 and abs(sum(o['share'] for o in profile['ops']) - 1) < .01
+    if target in ('openvino', 'onnxruntime'):
+        assert {'i8', 'int8'} & set(profile['by_precision']), profile['by_precision']
     if target == 'openvino':
         assert 'i8' in report['runtime']['precision_ran'] or 'u8' in report['runtime']['precision_ran']
+        from iformer_mm.deploy.targets.openvino import FLOAT_OP_TYPES, inference_precision
+        assert report['kept_float'] == {'op_types': list(FLOAT_OP_TYPES),
+                                        'remainder_compiled_as': inference_precision('int8')}
+        # the depthwise convolutions stayed float, as the report says
+        assert all(o['precision'] not in ('i8', 'u8') for o in profile['ops']
+                   if o['op_type'] == 'GroupConvolution')
     if target == 'executorch':
         assert report['xnnpack_partitions'] == 1
     if target == 'onnxruntime':
@@ -251,8 +292,10 @@ def test_script_reports_bad_target(tmp_path):
     assert 'Traceback' not in proc.stderr and not (tmp_path / 'o').exists()
 
 
-# -- int8 accuracy on demo-trained models (slow: trains the demo classifier and segmentor) ------
+# -- int8 / bf16 accuracy on demo-trained models (slow: trains the demo classifier and segmentor)
 INT8_TARGETS = ('openvino', 'onnxruntime', 'executorch')
+#: every shipped reduced precision: int8 on each runtime, bf16 where a runtime runs it (OpenVINO)
+REDUCED = [(t, 'int8') for t in INT8_TARGETS] + [('openvino', 'bf16')]
 
 
 @pytest.fixture(scope='module')
@@ -267,9 +310,10 @@ def demo_models(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('target', INT8_TARGETS)
+@pytest.mark.parametrize('target,precision', REDUCED)
 @pytest.mark.parametrize('task', ['classifier', 'segmentor'])
-def test_int8_accuracy_within_one_point_of_fp32(demo_models, task, target, tmp_path, capsys):
+def test_reduced_precision_accuracy_within_one_point_of_fp32(demo_models, task, target, precision,
+                                                             tmp_path, capsys):
     data = demo_models['data']
     if task == 'classifier':
         argv = ['--checkpoint', demo_models['cls'], '--config', CLS_CONFIG,
@@ -278,11 +322,11 @@ def test_int8_accuracy_within_one_point_of_fp32(demo_models, task, target, tmp_p
         ade = data / 'ade' / 'ADEChallengeData2016'
         argv = ['--task', 'segmentor', '--checkpoint', demo_models['seg'], '--config', SEG_CONFIG,
                 '--calib-data', str(ade / 'images' / 'training'), '--val-data', str(ade)]
-    report = _deploy(['--model', 't', '--target', target, '--precision', 'int8',
+    report = _deploy(['--model', 't', '--target', target, '--precision', precision,
                       '--out-dir', str(tmp_path)] + argv, capsys)
     acc = report['accuracy']
     metric = acc['metric']
-    print(f"{task} {target} int8: {metric} fp32 {acc['pytorch_fp32'][metric]:.4f} -> "
+    print(f"{task} {target} {precision}: {metric} fp32 {acc['pytorch_fp32'][metric]:.4f} -> "
           f"{acc['artifact'][metric]:.4f} ({acc['delta_points']:+.2f} points)")
     assert acc['pytorch_fp32'][metric] > (0.8 if task == 'classifier' else 0.3)  # it learned
     assert abs(acc['delta_points']) <= 1.0, acc

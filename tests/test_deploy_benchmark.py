@@ -19,27 +19,45 @@ def test_smoke_writes_results_and_table(tmp_path, capsys):
     variants = {v['variant']: v for v in case['variants']}
     assert set(variants) == {'ours_fp32', 'timm_fp32', 'ours_int8'}
     assert all(v['status'] == 'ok' and v['median_ms'] > 0 and v['runs'] == 2 for v in variants.values())
-    assert set(case['ratios']) == {'ours_vs_timm_fp32', 'int8_vs_fp32'}
+    assert set(case['ratios']) == {'ours_vs_timm_fp32', 'int8_vs_fp32', 'fastest_float',
+                                   'int8_vs_fastest_float'}
+    assert case['ratios']['fastest_float'] == 'fp32'  # ONNX Runtime runs no bf16 on CPU
     (row,) = doc['summary']
-    assert row['int8_met'] == (case['ratios']['int8_vs_fp32'] <= deploy_latency.TARGET_INT8_VS_FP32)
+    assert row['int8_met'] == (case['ratios']['int8_vs_fastest_float']
+                               <= deploy_latency.TARGET_INT8_VS_FLOAT['onnxruntime'])
+    # the int8 row says where its time went: ONNX Runtime's profiler, int8 kernels among them
+    profile = variants['ours_int8']['profile']
+    assert profile['runs'] == deploy_latency.PROFILE_RUNS and profile['kernel_ms'] > 0
+    assert abs(sum(o['share'] for o in profile['ops']) - 1) < 0.01
+    assert 'int8' in profile['by_precision'] and 'QLinearConv' in {o['op_type'] for o in profile['ops']}
+    assert set(doc['recommendation']) == {'onnxruntime'}
     table = (tmp_path / 'deploy.md').read_text()
-    assert '| onnxruntime | T |' in table
+    assert '| onnxruntime | T |' in table and 'Recommendation:' in table
     png = tmp_path / 'deploy.png'
     assert bench_main(['deploy', '--out', str(png), '--plot', str(out)]) == 0
     assert png.read_bytes()[:4] == b'\x89PNG'
 
 
 def test_the_summary_checks_each_ratio_against_its_target():
-    def case(target, fp32, int8):
+    def case(target, fp32, int8, fastest='fp32'):
         return {'target': target, 'model': 't', 'threads': 1, 'variants': [],
-                'ratios': {'ours_vs_timm_fp32': fp32, 'int8_vs_fp32': int8}}
+                'ratios': {'ours_vs_timm_fp32': fp32, 'int8_vs_fastest_float': int8,
+                           'fastest_float': fastest}}
     fp32, et, int8 = (deploy_latency.TARGET_FP32_VS_TIMM, deploy_latency.TARGET_ET_VS_TIMM,
-                      deploy_latency.TARGET_INT8_VS_FP32)
-    rows = deploy_latency.summarize([case('onnxruntime', fp32 - .01, int8 + .01),
-                                     case('openvino', fp32 + .01, int8 - .01),
-                                     case('executorch', et + .01, int8)])
+                      deploy_latency.TARGET_INT8_VS_FLOAT)
+    cases = [case('onnxruntime', fp32 - .01, int8['onnxruntime'] + .01),
+             case('openvino', fp32 + .01, int8['openvino'] - .01, 'bf16'),
+             case('executorch', et + .01, int8['executorch'])]
+    rows = deploy_latency.summarize(cases)
     assert [r['fp32_met'] for r in rows] == [True, False, False]
-    assert [r.get('int8_met') for r in rows] == [False, True, None]
+    assert [r['int8_met'] for r in rows] == [False, True, True]
+    assert rows[1]['int8_target'] == f"<= {int8['openvino']} x bf16"
+    # the recommendation follows the numbers: int8 where it is >= 10 % faster than the best float
+    rec = deploy_latency.recommend(cases)
+    assert rec['openvino'].startswith('on a CPU with VNNI ship int8 (vs bf16')
+    assert rec['onnxruntime'].startswith('on a CPU with VNNI ship int8')  # 0.56 <= 0.9
+    slow = deploy_latency.recommend([case('openvino', 1.0, 0.98, 'bf16')])
+    assert slow['openvino'].startswith('on a CPU with VNNI ship bf16: int8 is not clearly faster')
 
 
 def test_bad_input(tmp_path, capsys):

@@ -223,6 +223,31 @@ def test_infer_artifact_prints_what_pytorch_prints(detector, coco, tmp_path, cap
     assert rc == 2 and len(err) == 1 and 'missing.onnx does not exist' in err[0], err
 
 
+def test_dense_part_for_executorch_equals_mmdet_and_whole_detector_is_refused(detector, coco,
+                                                                                tmp_path, capsys):
+    """ExecuTorch gets the detector's dense part (backbone + FPN + RPN convs), equal to mmdet's
+    own ``extract_feat`` + ``rpn_head`` outputs; asking it for the whole detector is one line."""
+    model, ckpt = detector
+    report = _deploy(['--model', 't', '--task', 'detector-dense', '--target', 'executorch',
+                      '--config', DET_CONFIG, '--checkpoint', ckpt, '--out-dir',
+                      str(tmp_path / 'o')], capsys)
+    assert list(report['outputs'])[:2] == ['fpn_0', 'fpn_1'] and 'rpn_reg_4' in report['outputs']
+    (sample, *_) = _samples(build_export_model('t', 'detector-dense', ckpt, DET_CONFIG), coco)
+    got = TARGETS['executorch'].session(report['path'], 1)(sample.inputs.numpy())
+    with toolbox_scope('mmdet'), torch.no_grad():
+        feats = model.extract_feat(sample.inputs)
+        cls, reg = model.rpn_head(feats)
+    want = list(feats) + list(cls) + list(reg)
+    assert len(got) == len(want) == 15
+    assert max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want)) < 1e-3
+    capsys.readouterr()
+    rc = cli.main(['--model', 't', '--task', 'detector', '--target', 'executorch', '--config',
+                   DET_CONFIG, '--out-dir', str(tmp_path / 'x')])
+    err = capsys.readouterr().err
+    assert rc == 2 and 'use --task detector-dense' in err and err.count('\n') == 1
+    assert not (tmp_path / 'x').exists()
+
+
 # -- slow: the demo-trained detector, and the published-size M --------------------------------
 @pytest.fixture(scope='module')
 def demo_detector(tmp_path_factory):

@@ -22,15 +22,16 @@ from ..models.backbones.iformer_keys import load_backbone_weights
 from ..models.plain_classifier import IFormerClassifier, load_classifier
 from ..utils.configs import find_config, load_config
 from .mm_model import build_mm_model, fuse_for_export
-from .detector import DetectorForExport
+from .detector import DETECTOR_TASKS, DetectorDenseForExport, DetectorForExport
 from .segmentor import SegmentorForExport
 
-TASKS = ('classifier', 'backbone', 'segmentor', 'detector')
+TASKS = ('classifier', 'backbone', 'segmentor', 'detector', 'detector-dense')
 #: the tasks whose network is a whole mm model built from --config
-MM_TASKS = ('segmentor', 'detector')
+MM_TASKS = ('segmentor', 'detector', 'detector-dense')
 INPUT_NAME = 'image'
 BACKBONE_OUTPUTS = ('feat_s4', 'feat_s8', 'feat_s16', 'feat_s32')
-DEFAULT_RESOLUTION = {'classifier': 224, 'backbone': 512, 'segmentor': 512, 'detector': 800}
+DEFAULT_RESOLUTION = {'classifier': 224, 'backbone': 512, 'segmentor': 512, 'detector': 800,
+                      'detector-dense': 800}
 PUBLISHED_WINDOW_SIZE = 16
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -112,6 +113,7 @@ def default_config(task: str, arch: str, distilled: bool = False) -> Optional[st
                            f'_8xb{128 if arch == "h" else 512}_in1k.py',
              'segmentor': f'segmentation/fpn_iformer-{arch}_8xb4-40k_ade20k-512x512.py',
              'detector': f'detection/mask-rcnn_iformer-{arch}_fpn_1x_coco.py'}
+    names['detector-dense'] = names['detector']
     if task not in names:
         return None
     try:
@@ -136,11 +138,11 @@ def resolution_of(cfg, task: str) -> Optional[Tuple[int, int]]:
         size = (cfg.model.get('data_preprocessor') or {}).get('size')
         return tuple(int(s) for s in size) if size else None
     for step in (cfg.get('test_dataloader') or {}).get('dataset', {}).get('pipeline', []):
-        if task == 'detector' and step.get('type') == 'Resize' and step.get('scale'):
+        if task in DETECTOR_TASKS and step.get('type') == 'Resize' and step.get('scale'):
             scale = step['scale']
             short, long = (scale, scale) if isinstance(scale, int) else sorted(scale)
             return (32 * math.ceil(short / 32), 32 * math.ceil(long / 32))
-        if task != 'detector' and step.get('type') == 'CenterCrop':
+        if task not in DETECTOR_TASKS and step.get('type') == 'CenterCrop':
             crop = step['crop_size']
             return (int(crop), int(crop)) if isinstance(crop, int) else tuple(int(c) for c in crop[::-1])
     return None
@@ -189,7 +191,7 @@ def build_export_model(name: str, task: str = 'classifier', checkpoint: Optional
         model.eval().switch_to_deploy()
         outputs = BACKBONE_OUTPUTS
     else:
-        mm_model = build_mm_model(cfg, task, checkpoint)
+        mm_model = build_mm_model(cfg, 'detector' if task in DETECTOR_TASKS else task, checkpoint)
         backbone = mm_model.backbone
         if backbone.arch_name != 'custom' and parse_model_name(str(backbone.arch_name))[0] != arch:
             raise ValueError(f'--config {config} builds an iFormer-{str(backbone.arch_name).upper()} '
@@ -202,7 +204,8 @@ def build_export_model(name: str, task: str = 'classifier', checkpoint: Optional
             model = SegmentorForExport(mm_model, seg_output).eval()
             outputs = ('seg_logits',) if seg_output == 'logits' else ('seg_map',)
         else:
-            model = DetectorForExport(mm_model, resolution).eval()
+            model = (DetectorForExport(mm_model, resolution) if task == 'detector'
+                     else DetectorDenseForExport(mm_model)).eval()
             outputs = model.output_names
         num_classes = model.num_classes
     trained_meta = dict(getattr(mm_model, 'dataset_meta', None) or {})

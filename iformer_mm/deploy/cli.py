@@ -32,8 +32,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument('--model', required=True, help=f'variant: {valid_model_names()}')
     p.add_argument('--task', choices=TASKS, default='classifier',
                    help='classifier (logits), backbone (4 feature maps), segmentor (Semantic '
-                        'FPN, full-size logits) or detector (Mask / Faster R-CNN: boxes, scores, '
-                        'labels, masks); default classifier')
+                        'FPN, full-size logits), detector (Mask / Faster R-CNN: boxes, scores, '
+                        'labels, masks; ONNX Runtime / OpenVINO) or detector-dense (its backbone + '
+                        'FPN + RPN convs, for ExecuTorch / Core ML); default classifier')
     p.add_argument('--target', required=True, metavar='TARGET',
                    help=f'one of {", ".join(TARGETS)}')
     p.add_argument('--precision', default='fp32', metavar='PRECISION',

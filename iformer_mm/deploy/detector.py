@@ -38,6 +38,8 @@ import torch.nn as nn
 from torchvision.ops import batched_nms, roi_align
 
 DET_OUTPUTS = ('boxes', 'scores', 'labels', 'masks')
+#: the tasks that export (a part of) a detector and feed it the detector's padded input
+DETECTOR_TASKS = ('detector', 'detector-dense')
 BOX_OUTPUTS = DET_OUTPUTS[:3]
 #: ``DeltaXYWHBBoxCoder.decode``'s default, which mmdet's RPN and box heads never override
 WH_RATIO_CLIP = 16 / 1000
@@ -252,3 +254,33 @@ class DetectorForExport(nn.Module):
         if self.with_mask:
             outputs = outputs + (self.masks(feats, outputs[0], outputs[2]),)
         return tuple(_pad_rows(o, self.max_per_img) for o in outputs)
+
+
+class DetectorDenseForExport(nn.Module):
+    """The detector's dense part: fused backbone -> FPN -> RPN convs (``--task detector-dense``).
+
+    Why: ExecuTorch's XNNPACK delegate and Core ML have no NMS / RoIAlign that the whole network
+    could run in (ExecuTorch would run them as portable, unoptimised kernels outside the
+    delegate; Core ML's NMS is not mmdet's per-class NMS), so for those runtimes the honest
+    artifact is the convolutional part, as the backbone task exports the backbone. Outputs, per
+    FPN level i (finest first): ``fpn_i`` (1, C, H/s, W/s), ``rpn_cls_i`` (1, A, h, w) and
+    ``rpn_reg_i`` (1, 4A, h, w) logits / deltas; RPN decoding, NMS and the RoI heads run on the
+    host (mmdet's ``rpn_head.predict_by_feat`` and ``roi_head.predict`` take exactly these).
+    """
+
+    def __init__(self, detector: nn.Module):
+        super().__init__()
+        check_two_stage(detector)
+        self.backbone, self.neck, self.rpn_head = detector.backbone, detector.neck, detector.rpn_head
+        self.num_levels = len(detector.rpn_head.prior_generator.strides)
+        self.num_classes = int(detector.roi_head.bbox_head.num_classes)
+
+    @property
+    def output_names(self) -> Tuple[str, ...]:
+        levels = range(self.num_levels)
+        return tuple(f'{kind}_{i}' for kind in ('fpn', 'rpn_cls', 'rpn_reg') for i in levels)
+
+    def forward(self, x: torch.Tensor):
+        feats = self.neck(self.backbone(x))
+        cls_scores, bbox_preds = self.rpn_head(feats)
+        return tuple(feats) + tuple(cls_scores) + tuple(bbox_preds)

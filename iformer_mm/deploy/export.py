@@ -29,8 +29,15 @@ from .targets import DeployError, Target, get_target
 
 #: an fp32 artifact further than this from PyTorch is broken, not merely imprecise
 FP32_PARITY_LIMIT = 1e-3
+#: a bf16 artifact (8 significant bits) whose outputs point elsewhere than PyTorch's fp32 ones
+#: (cosine below this on any check input) is broken; measured on the demo models: >= 0.9998
+BF16_MIN_COSINE = 0.995
+#: runtimes that run the whole detector with their standard NMS / RoIAlign ops
+WHOLE_DETECTOR_TARGETS = ('onnxruntime', 'openvino')
 #: real calibration images (besides one random input) used for the parity figures
 PARITY_IMAGES = 8
+#: inferences folded into the per-op profile of every report
+PROFILE_RUNS = 5
 
 
 @dataclass
@@ -73,6 +80,13 @@ def check_request(req: Request) -> Target:
     if req.val_data and not target.runs_here:
         raise DeployError(f'--val-data needs a target that runs here; {req.target} does not run '
                           'on this OS')
+    if req.task == 'detector' and target.name not in WHOLE_DETECTOR_TARGETS:
+        raise DeployError(f'--task detector (the whole network, NMS and RoIAlign included) runs on '
+                          f'{" / ".join(WHOLE_DETECTOR_TARGETS)}; for --target {target.name} use '
+                          '--task detector-dense (backbone + FPN + RPN convs; the rest on the host)')
+    if req.val_data and req.task not in ('classifier', 'segmentor', 'detector'):
+        raise DeployError(f'--val-data scores a classifier, segmentor or whole detector; --task '
+                          f'{req.task} exports feature maps, which have no metric')
     if req.latency_runs < 0:
         raise DeployError(f'--latency must be >= 0 runs, got {req.latency_runs}')
     if req.window_size is not None and req.window_size < 0:
@@ -138,6 +152,13 @@ def check_fp32(p: Dict[str, object], target: str) -> None:
         raise RuntimeError(f"the fp32 {target} detector matches {p['detections_matched']} of "
                            f"PyTorch's {p['detections_checked']} detections with score >= 0.3 "
                            f"(lowest IoU {p['min_iou']:.3f}); nothing was written")
+
+
+def check_bf16(p: Dict[str, object], target: str) -> None:
+    """A bf16 artifact must follow PyTorch's fp32 outputs to bf16 rounding (cosine)."""
+    if 'min_cosine' in p and p['min_cosine'] < BF16_MIN_COSINE:
+        raise RuntimeError(f"the bf16 {target} model's outputs have cosine {p['min_cosine']:.4f} "
+                           f'with PyTorch fp32 (< {BF16_MIN_COSINE}); nothing was written')
 
 
 def latency(session, x: torch.Tensor, runs: int, warmup: int = 3) -> Dict[str, float]:
@@ -217,7 +238,14 @@ def deploy(req: Request) -> Dict[str, object]:
                 report['max_abs_diff_vs_torch'] = report['parity']['max_abs_diff']
                 if req.precision == 'fp32':
                     check_fp32(report['parity'], target.name)
+                elif req.precision == 'bf16':
+                    check_bf16(report['parity'], target.name)
+                    report['parity']['bf16_min_cosine_required'] = BF16_MIN_COSINE
                 report['runtime'] = target.runtime_facts(session)
+                profile = target.profile(tmp, example.numpy(), req.precision, req.threads,
+                                         PROFILE_RUNS)
+                if profile:
+                    report['profile'] = profile
                 if req.latency_runs:
                     report['latency'] = dict(latency(session, example, req.latency_runs),
                                              threads=req.threads or torch.get_num_threads())

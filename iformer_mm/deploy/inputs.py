@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..utils.scope import toolbox_scope
 from ..utils.configs import load_config
 from .build import ExportModel, Preprocess
+from .detector import DETECTOR_TASKS
 from .targets.base import DeployError
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
@@ -97,7 +98,7 @@ class Preparer:
             x = x.flip(1)  # mmcv loads BGR
         x = (x - self.mean) / self.std
         size = tuple(self.spec.resolution)
-        if self.spec.task == 'detector':
+        if self.spec.task in DETECTOR_TASKS:
             x, meta = self._fit_and_pad(x, dict(meta or {}), size)
         elif tuple(x.shape[2:]) != size:
             x = F.interpolate(x, size=size, mode='bilinear', align_corners=False)

@@ -19,7 +19,7 @@ Session = Callable[[np.ndarray], List[np.ndarray]]
 #: calibration inputs for int8: an iterable of normalised NCHW float32 tensors
 Calibration = Sequence[torch.Tensor]
 
-PRECISIONS = ('fp32', 'fp16', 'int8')
+PRECISIONS = ('fp32', 'bf16', 'fp16', 'int8')
 
 
 class DeployError(ValueError):
@@ -74,6 +74,12 @@ class Target:
         ``precision``: what the artifact was exported as (runtimes with a precision knob run it
         at that precision instead of their device default)."""
         raise NotImplementedError
+
+    def profile(self, path: str, x: np.ndarray, precision: str, threads: Optional[int] = None,
+                runs: int = 10) -> Optional[Dict[str, object]]:
+        """Per-op profile of ``runs`` inferences (:func:`.profile.fold`); None where the runtime
+        offers no per-kernel timings."""
+        return None
 
     def runtime_facts(self, session: Session) -> Dict[str, object]:
         """What the runtime really does with the loaded artifact (e.g. the precision it runs)."""

@@ -21,13 +21,13 @@ import torch
 from .base import DeployError, Target
 
 # Everything a fused iFormer lowers to (and the Semantic FPN neck / head: ReLU, the FPN's nearest
-# and the head's bilinear upsampling, argmax). Anything else (loops, gathers, custom layers) means
+# and the head's bilinear upsampling, argmax; the detector FPN's extra level: a stride-2 max pool). Anything else (loops, gathers, custom layers) means
 # the graph changed in a way that matters for on-device latency and must be looked at.
 EXPECTED_OPS = frozenset({
     'const', 'cast', 'conv', 'add', 'mul', 'gelu', 'sigmoid', 'softmax', 'matmul', 'linear',
     'reshape', 'transpose', 'split', 'slice_by_index', 'pad', 'reduce_mean',
     'constexpr_affine_dequantize', 'constexpr_blockwise_shift_scale',
-    'relu', 'upsample_nearest_neighbor', 'upsample_bilinear', 'reduce_argmax'})
+    'relu', 'upsample_nearest_neighbor', 'upsample_bilinear', 'reduce_argmax', 'max_pool'})
 
 
 def _import_coremltools():

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .base import Calibration, Session, Target
+from .profile import fold
 
 #: opset 20 has a native Gelu: in int8 QDQ graphs ORT then runs one Gelu kernel between the
 #: quantized convs; opset 17's Erf decomposition was not re-fused there (measured, iFormer-T int8
@@ -104,8 +105,31 @@ class OnnxRuntimeTarget(Target):
                 'quantized_ops': list(QUANTIZED_OPS) if precision == 'int8' else []}
 
     def session(self, path: str, threads: Optional[int] = None, precision: str = 'fp32') -> Session:
+        sess = self._inference_session(path, threads)
+        name = sess.get_inputs()[0].name
+        return lambda x: sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})
+
+    def profile(self, path: str, x: np.ndarray, precision: str, threads: Optional[int] = None,
+                runs: int = 10) -> Dict[str, object]:
+        """ONNX Runtime's profiler over ``runs`` inferences: kernel time per op type of the
+        optimized graph (after QDQ fusion: ``QLinearConv``, ``QLinearMatMul``, ...), precision
+        from the kernel's first input (``QuantizeLinear`` / ``DequantizeLinear`` are converts)."""
+        with tempfile.TemporaryDirectory(prefix='iformer-ort-profile-') as tmp:
+            sess = self._inference_session(path, threads, os.path.join(tmp, 'ort'))
+            feed = {sess.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
+            for _ in range(runs + 1):
+                sess.run(None, feed)
+            events = _node_events(sess.end_profiling())
+        events = events[len(events) // (runs + 1):]  # the first run warms up: not folded
+        return fold(((e['args']['op_name'], _precision(e), e['dur'] / 1e3) for e in events), runs,
+                    'ONNX Runtime profiler (enable_profiling), CPU execution provider')
+
+    def _inference_session(self, path: str, threads: Optional[int], profile_prefix=None):
         import onnxruntime as ort
         options = ort.SessionOptions()
+        if profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
@@ -113,9 +137,27 @@ class OnnxRuntimeTarget(Target):
         # one process (ours, timm, int8) with spinning made each run 2x slower on 2 cores
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         options.log_severity_level = 3
-        sess = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-        name = sess.get_inputs()[0].name
-        return lambda x: sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})
+        return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def _node_events(trace_path: str) -> list:
+    import json
+    with open(trace_path, encoding='utf-8') as f:
+        trace = json.load(f)
+    return [e for e in trace if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time')]
+
+
+#: ONNX element type names (as the profiler writes them) -> our precision names
+_ELEMENT = {'float': 'fp32', 'float16': 'fp16', 'uint8': 'int8', 'int8': 'int8',
+            'int32': 'int32', 'int64': 'int64', 'bool': 'bool'}
+
+
+def _precision(event: dict) -> str:
+    if event['args']['op_name'] in ('QuantizeLinear', 'DequantizeLinear'):
+        return 'convert'
+    inputs = event['args'].get('input_type_shape') or [{}]
+    kind = next(iter(inputs[0]), '-')
+    return _ELEMENT.get(kind, kind)
 
 
 TARGET = OnnxRuntimeTarget(
