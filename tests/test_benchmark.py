@@ -26,6 +26,13 @@ def test_tiny_run_writes_results_and_plot(tmp_path):
     assert sorted(os.listdir(tmp_path / 'bench')) == ['results.json', 'results.png']
     assert {'cpu', 'torch', 'timm', 'torch_threads'} <= set(doc['environment'])
     assert doc['environment']['torch_threads'] == 1
+    # the vector extensions int8 / bf16 speed depends on are recorded, read from the kernel's list
+    if os.path.exists('/proc/cpuinfo'):
+        flags = set(next(line for line in open('/proc/cpuinfo')
+                         if line.startswith('flags')).split(':', 1)[1].split())
+        assert doc['environment']['cpu_isa'] == [
+            f for f in ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16',
+                        'amx_bf16', 'amx_int8', 'avx512_fp16') if f in flags]
     assert isinstance(doc['machine']['machine_shared'], bool) and doc['machine']['note']
     assert doc['command'].startswith('python tools/benchmark.py')
     rows = doc['results']

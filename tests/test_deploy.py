@@ -81,8 +81,37 @@ def test_fp32_classifier_equals_pytorch(classifiers, target, arch, tmp_path, cap
     assert saved['versions'][TARGETS[target].packages[0]]
     if target == 'executorch':
         assert report['xnnpack_partitions'] == 1 and report['fully_delegated'], report
+        # every depthwise conv runs on XNNPACK's depthwise kernels (a 7x7 as three row bands),
+        # none as the 40x slower grouped IGEMM: only the stem / downsampling convs are IGEMMs
+        dw = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+        nodes = {o['op_type']: o['nodes'] for o in report['profile']['ops']}
+        want_dw = sum(3 if m.kernel_size == (7, 7) else 1 for m in dw)
+        assert nodes['Convolution (NHWC, F32) DWConv'] == want_dw, nodes
+        full = sum(1 for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == 1
+                   and m.kernel_size != (1, 1))
+        assert nodes['Convolution (NHWC, F32) IGEMM'] == full, nodes
     if target == 'openvino':
         assert report['runtime']['precision_ran'] == 'f32'  # not the CPU's silent bf16 default
+
+
+@pytest.mark.parametrize('kernel,groups', [((7, 7), 16), ((9, 5), 16), ((7, 7), 1), ((3, 3), 16)])
+def test_xnnpack_depthwise_bands_equal_the_conv(kernel, groups):
+    """Large stride-1 depthwise convs become row bands of <= 25 taps with the same output;
+    other convs (full, small, strided) are left alone, and the model passed in is not changed."""
+    from iformer_mm.deploy.targets.executorch import (XNNPACK_MAX_DW_TAPS, BandedDepthwiseConv2d,
+                                                      band_large_depthwise)
+    conv = torch.nn.Conv2d(16, 16, kernel, 1, (kernel[0] // 2, kernel[1] // 2), groups=groups)
+    strided = torch.nn.Conv2d(16, 16, kernel, 2, (kernel[0] // 2, kernel[1] // 2), groups=groups)
+    model = torch.nn.Sequential(conv, strided).eval()
+    banded = band_large_depthwise(model)
+    large = groups == 16 and kernel[0] * kernel[1] > XNNPACK_MAX_DW_TAPS
+    assert isinstance(banded[0], BandedDepthwiseConv2d) == large and type(model[0]) is torch.nn.Conv2d
+    assert type(banded[1]) is torch.nn.Conv2d
+    if large:
+        assert all(b.kernel_size[0] * b.kernel_size[1] <= XNNPACK_MAX_DW_TAPS for b in banded[0].bands)
+    x = torch.randn(2, 16, 13, 11)
+    with torch.no_grad():
+        assert (banded(x) - model(x)).abs().max() < 1e-5
 
 
 @pytest.mark.skipif(not TARGETS['openvino'].runs_here, reason='OpenVINO not installed')
@@ -226,8 +255,7 @@ def test_int8_is_calibrated_on_images_and_runs(classifiers, calib_folder, target
     assert report['parity']['min_cosine'] > 0.9
     profile = report['profile']  # where the int8 artifact spends its time, per op and precision
     assert profile['kernel_ms'] > 0 and abs(sum(o['share'] for o in profile['ops']) - 1) < .01
-    if target in ('openvino', 'onnxruntime'):
-        assert {'i8', 'int8'} & set(profile['by_precision']), profile['by_precision']
+    assert {'i8', 'int8'} & set(profile['by_precision']), profile['by_precision']
     if target == 'openvino':
         assert 'i8' in report['runtime']['precision_ran'] or 'u8' in report['runtime']['precision_ran']
         from iformer_mm.deploy.targets.openvino import FLOAT_OP_TYPES, inference_precision

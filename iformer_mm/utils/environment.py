@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..version import __version__
 
-__all__ = ['package_version', 'versions', 'host', 'load_average']
+__all__ = ['package_version', 'versions', 'host', 'cpu_isa', 'load_average']
 
 # Packages published under more than one distribution name (same import name).
 _DISTRIBUTIONS = {'onnxruntime': ('onnxruntime', 'onnxruntime-gpu')}
@@ -51,12 +51,31 @@ def _cpu_model() -> str:
     return platform.processor() or 'unknown'
 
 
+#: the vector / matrix extensions int8 and bf16 speed depend on (a VM's CPU model can hide them:
+#: the same "AMD EPYC" VM came up with AVX-512 VNNI + BF16 on one day and AVX2 only on another)
+_ISA_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_bf16',
+              'amx_int8', 'avx512_fp16')
+
+
+def cpu_isa() -> List[str]:
+    """The CPU's vector extensions from :data:`_ISA_FLAGS` (empty where /proc/cpuinfo is absent)."""
+    with contextlib.suppress(OSError):
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    flags = set(line.split(':', 1)[1].split())
+                    return [flag for flag in _ISA_FLAGS if flag in flags]
+    return []
+
+
 def host(threads: Optional[int] = None) -> Dict[str, Any]:
-    """CPU model and cores, torch intra-op threads (``threads``, default torch's current), OS."""
+    """CPU model, its vector extensions and cores, torch intra-op threads (``threads``, default
+    torch's current), OS: what a committed timing needs to be read on another machine."""
     if threads is None:
         import torch
         threads = torch.get_num_threads()
-    return {'cpu': _cpu_model(), 'cpu_count': os.cpu_count(), 'torch_threads': threads,
+    return {'cpu': _cpu_model(), 'cpu_isa': cpu_isa(), 'cpu_count': os.cpu_count(),
+            'torch_threads': threads,
             'platform': platform.platform()}
 
 
