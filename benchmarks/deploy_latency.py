@@ -153,9 +153,21 @@ def summarize(cases: List[dict]) -> List[dict]:
     return out
 
 
-def recommend(cases: List[dict]) -> Dict[str, str]:
+def cpu_class(isa: Sequence[str]) -> str:
+    """The CPU class a recommendation holds for, from its vector extensions: int8 speed-ups
+    depend on VNNI (int8 dot products), so a result measured without it must not claim it."""
+    if 'avx512_vnni' in isa:
+        return 'a CPU with VNNI (AVX-512)'
+    if 'avx_vnni' in isa:
+        return 'a CPU with VNNI (AVX)'
+    return 'a CPU without VNNI (AVX2)' if 'avx2' in isa else 'this CPU'
+
+
+def recommend(cases: List[dict], isa: Sequence[str]) -> Dict[str, str]:
     """One line per runtime from the measured rows: ship int8 where it is faster than the
-    fastest float by at least 10 % on every model, else the fastest float."""
+    fastest float by at least 10 % on every model, else the fastest float; ``isa`` (the
+    measuring host's vector extensions) names the CPU class it holds for."""
+    where = cpu_class(isa)
     lines = {}
     for target in dict.fromkeys(c['target'] for c in cases):
         rows = [c for c in cases if c['target'] == target and 'int8_vs_fastest_float' in c['ratios']]
@@ -166,10 +178,10 @@ def recommend(cases: List[dict]) -> Dict[str, str]:
         speedups = ', '.join(f"{c['model'].upper()} {1 / c['ratios']['int8_vs_fastest_float']:.2f}x"
                              for c in rows)
         if worst <= 0.9:
-            lines[target] = (f'on a CPU with VNNI ship int8 (vs {"/".join(floats)}: {speedups} '
+            lines[target] = (f'on {where} ship int8 (vs {"/".join(floats)}: {speedups} '
                              'faster; accuracy within 1 point on the demo models)')
         else:
-            lines[target] = (f'on a CPU with VNNI ship {"/".join(floats)}: int8 is not clearly '
+            lines[target] = (f'on {where} ship {"/".join(floats)}: int8 is not clearly '
                              f'faster ({speedups})')
     return lines
 
@@ -192,13 +204,15 @@ def run_deploy_benchmark(models: Sequence[str], targets: Sequence[str], resoluti
             for target in targets:
                 cases.append(measure_runtime(target, arch, contenders, resolution, threads, runs,
                                              warmup, calibration, tmp, log))
-    return {'environment': environment(threads), 'machine': monitor.summary(),
+    env = environment(threads)
+    return {'environment': env, 'machine': monitor.summary(),
             'method': {'runs': runs, 'warmup': warmup, 'interleaved': True, 'batch': 1,
                        'resolution': resolution, 'calibration_images': CALIBRATION_IMAGES,
                        'ours': 'IFormerClassifier after switch_to_deploy(), exported by the target',
                        'timm': "timm.create_model('iformer_*').eval().fuse(), exported the same way",
                        'note': 'Linux CPU latencies (not phone latencies); random weights'},
-            'summary': summarize(cases), 'recommendation': recommend(cases), 'cases': cases}
+            'summary': summarize(cases), 'recommendation': recommend(cases, env['cpu_isa']),
+            'cases': cases}
 
 
 def _top_float_ops(row: dict, n: int = 3) -> str:

@@ -266,6 +266,13 @@ def test_int8_is_calibrated_on_images_and_runs(classifiers, calib_folder, target
                    if o['op_type'] == 'GroupConvolution')
     if target == 'executorch':
         assert report['xnnpack_partitions'] == 1
+        from iformer_mm.deploy.targets.executorch import FLOAT_OPS
+        assert report['kept_float']['op_types'] == list(FLOAT_OPS)
+        # the depthwise convs ran fp32 between int8 GEMMs, as the report says
+        kinds = {o['op_type'] for o in profile['ops']}
+        assert 'Convolution (NHWC, F32) DWConv' in kinds, kinds
+        assert not any('DWConv' in k and 'QC8' in k for k in kinds), kinds
+        assert any('QS8' in k or 'QC8' in k for k in kinds), kinds
     if target == 'onnxruntime':
         assert report['ops'].get('QuantizeLinear', 0) > 0 and report['ops'].get('DequantizeLinear')
 

@@ -53,11 +53,16 @@ def test_the_summary_checks_each_ratio_against_its_target():
     assert [r['int8_met'] for r in rows] == [False, True, True]
     assert rows[1]['int8_target'] == f"<= {int8['openvino']} x bf16"
     # the recommendation follows the numbers: int8 where it is >= 10 % faster than the best float
-    rec = deploy_latency.recommend(cases)
-    assert rec['openvino'].startswith('on a CPU with VNNI ship int8 (vs bf16')
-    assert rec['onnxruntime'].startswith('on a CPU with VNNI ship int8')  # 0.56 <= 0.9
-    slow = deploy_latency.recommend([case('openvino', 1.0, 0.98, 'bf16')])
-    assert slow['openvino'].startswith('on a CPU with VNNI ship bf16: int8 is not clearly faster')
+    vnni = ['avx2', 'avx512f', 'avx512_vnni']
+    rec = deploy_latency.recommend(cases, vnni)
+    assert rec['openvino'].startswith('on a CPU with VNNI (AVX-512) ship int8 (vs bf16')
+    assert rec['onnxruntime'].startswith('on a CPU with VNNI (AVX-512) ship int8')  # 0.56 <= 0.9
+    slow = deploy_latency.recommend([case('openvino', 1.0, 0.98, 'bf16')], vnni)
+    assert slow['openvino'].startswith(
+        'on a CPU with VNNI (AVX-512) ship bf16: int8 is not clearly faster')
+    # a host without VNNI does not speak for one that has it
+    avx2 = deploy_latency.recommend(cases, ['avx2', 'fma'])
+    assert avx2['onnxruntime'].startswith('on a CPU without VNNI (AVX2) ship int8')
 
 
 def test_bad_input(tmp_path, capsys):
