@@ -82,7 +82,7 @@ def test_fp32_classifier_equals_pytorch(classifiers, target, arch, tmp_path, cap
     if target == 'executorch':
         assert report['xnnpack_partitions'] == 1 and report['fully_delegated'], report
         # every depthwise conv runs on XNNPACK's depthwise kernels (a 7x7 as three row bands),
-        # none as the 40x slower grouped IGEMM: only the stem / downsampling convs are IGEMMs
+        # none as the ~20x slower grouped IGEMM: only the stem / downsampling convs are IGEMMs
         dw = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
         nodes = {o['op_type']: o['nodes'] for o in report['profile']['ops']}
         want_dw = sum(3 if m.kernel_size == (7, 7) else 1 for m in dw)

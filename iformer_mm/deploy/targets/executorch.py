@@ -221,7 +221,6 @@ class ExecuTorchTarget(Target):
         return lambda x: [o.numpy() for o in method.execute([torch.from_numpy(
             np.ascontiguousarray(x, dtype=np.float32))])]
 
-
     def profile(self, path: str, x: np.ndarray, precision: str, threads: Optional[int] = None,
                 runs: int = 10) -> Dict[str, object]:
         """ETDump of ``runs`` inferences: XNNPACK's own per-operator events inside the delegate
