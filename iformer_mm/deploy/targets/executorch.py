@@ -156,7 +156,8 @@ FLOAT_OPS = ('depthwise conv2d',)
 
 
 def _quantized_here(node) -> bool:
-    """The quantizer's filter: every node except depthwise convs (:data:`FLOAT_OPS`)."""
+    """The quantizer's filter: every node except grouped convs (in iFormer and its necks those
+    are the depthwise ones, :data:`FLOAT_OPS`)."""
     groups = node.args[6] if len(node.args) > 6 else 1
     return not (node.op == 'call_function' and 'conv2d' in str(node.target) and groups > 1)
 
