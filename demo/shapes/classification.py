@@ -31,12 +31,12 @@ from .validate import MAX_IMAGES_PER_SPLIT, OWNED, check_arguments
 
 def _classification_image(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     """One centred-ish shape of class ``label`` on a textured background."""
-    img = background(rng, size)
+    img = background(rng, (size, size))
     _clutter(img, rng, size)
     radius = rng.uniform(0.22, 0.42) * size
     cx, cy = rng.uniform(radius, size - 1 - radius, 2)
     outline = place(SHAPE_CLASSES[label], (cx, cy), radius, rng.uniform(0, 2 * math.pi))
-    paint(img, rasterize(outline, size), shape_colour(rng, img), rng)
+    paint(img, rasterize(outline, (size, size)), shape_colour(rng, img), rng)
     return to_uint8(img)
 
 

@@ -15,6 +15,7 @@ from iformer_mm.utils.cli import ToolParser, error_exit
 from .ade20k import make_ade20k
 from .classification import make_classification
 from .coco import make_coco
+from .sizes import SIZE_PRESETS
 from .validate import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_arguments
 
 #: CLI task -> (module task key, subfolder of --out, generator, default size)
@@ -37,6 +38,17 @@ output layout (under --out, default data/shapes):
            2+k = shape k; metainfo=dict(classes=ADE_CLASSES, palette=ADE_PALETTE))
   all  -> all three
 defaults: cls 40/10 per class at 64 px; det and seg 64/16 images at 128 px; seed 0.
+
+image sizes (det and seg; cls images stay square):
+  --size N           square N x N images (the default)
+  --sizes coco       a cycle of COCO-like sizes: 640x480, 480x640, 640x427, 427x640, 500x375,
+                     375x500, 612x612, 640x360, 333x500, 600x300, 300x600 and odd ones
+  --sizes ade20k     ADE20K-like sizes: 683x512, 512x683, 1024x256, 256x1024, 640x480, ...
+  --sizes 160x120,120x160,200x100,100x200,107x160
+                     explicit WIDTHxHEIGHT list; image i takes size i % len(list)
+  both sides within the --size limits; COCO width/height/masks and ADE label PNGs follow each
+  image's own size.
+  e.g.  python tools/make_shapes.py det --out data/mixed --sizes coco --num-train 64
 """
 
 
@@ -62,15 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help='training images (per class for cls; default per task, see below)')
     parser.add_argument('--num-val', type=int, default=None,
                         help='validation images (per class for cls; default per task)')
-    parser.add_argument('--size', type=int, default=None,
-                        help=f'square image side in pixels, {MIN_IMAGE_SIZE}..'
-                        f'{MAX_IMAGE_SIZE} (default: 64 for cls, 128 for det/seg)')
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument('--size', type=int, default=None,
+                       help=f'square image side in pixels, {MIN_IMAGE_SIZE}..'
+                       f'{MAX_IMAGE_SIZE} (default: 64 for cls, 128 for det/seg)')
+    sizes.add_argument('--sizes', default=None, metavar='PRESET|WxH,...',
+                       help=f'det/seg image sizes instead of squares: a preset '
+                       f'({", ".join(SIZE_PRESETS)}) or a WIDTHxHEIGHT list (see below)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
     return parser
 
 
 def plan(args: argparse.Namespace) -> List[Dict[str, Any]]:
     """Validate every requested task before any is written (so 'all' is all-or-nothing)."""
+    if args.task == 'cls' and args.sizes is not None:
+        raise ValueError('sizes is for det and seg; cls images are square (use --size)')
     jobs = []
     for name in (list(TASKS) if args.task == 'all' else [args.task]):
         key, sub, func, default_size = TASKS[name]
@@ -78,6 +96,8 @@ def plan(args: argparse.Namespace) -> List[Dict[str, Any]]:
         kwargs = dict(num_train=train if args.num_train is None else args.num_train,
                       num_val=val if args.num_val is None else args.num_val,
                       image_size=default_size if args.size is None else args.size, seed=args.seed)
+        if name != 'cls' and args.sizes is not None:
+            kwargs['sizes'] = args.sizes
         root = Path(args.out) / sub
         check_arguments(key, root, **kwargs)
         jobs.append(dict(name=name, func=func, root=root, kwargs=kwargs))
@@ -110,7 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def with_flag(message: str) -> str:
     """Prefix the CLI flag for a module argument name, so users know what to change."""
     for name, flag in (('num_train', '--num-train'), ('num_val', '--num-val'),
-                       ('image_size', '--size'), ('seed', '--seed')):
+                       ('image_size', '--size'), ('sizes', '--sizes'), ('seed', '--seed')):
         if message.startswith(name):
             return f'{flag}: {message}'
     return message

@@ -3,6 +3,8 @@
 Pure numpy / PIL on arrays (no files). Why one generator per image: image ``i`` of a split is a
 function of ``(seed, task, split, i)`` only, so it does not change when more images are requested.
 Pixels and labels come from the same raster of each outline, so masks match the drawn shapes.
+Canvases are ``(height, width)`` (numpy order), so landscape and portrait images draw alike; a
+square canvas draws exactly what the square-only generator drew.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from .classes import SHAPE_CLASSES
 
 #: One object of a scene: ``(label, outline, full_mask)``.
 SceneObject = Tuple[int, np.ndarray, np.ndarray]
+#: ``(height, width)`` of a canvas in pixels
+HW = Tuple[int, int]
 
 _TASK_IDS = {'cls': 1, 'coco': 2, 'ade': 3}
 _SPLIT_IDS = {'train': 0, 'val': 1}
@@ -23,6 +27,7 @@ _STAR_INNER_RADIUS = 0.45
 _CROSS_HALF_WIDTH = 0.3
 _MIN_COLOUR_DISTANCE = 150  # L1 over RGB between a shape and the background mean
 _MAX_PAIR_OVERLAP = 0.15    # max overlap of two COCO/ADE objects, as share of the smaller
+_MAX_RADIUS_SHORT_SIDE = 0.45  # an object's radius at most this share of the short side
 
 
 def image_rng(seed: int, task: str, split: str, index: int) -> np.random.Generator:
@@ -58,25 +63,29 @@ def place(kind: str, center: Tuple[float, float], radius: float, angle: float) -
     return rotated * radius + np.asarray(center, dtype=np.float64)
 
 
-def rasterize(polygon: np.ndarray, size: int) -> np.ndarray:
-    """Boolean mask of a filled polygon (the same raster is used for pixels and labels)."""
-    canvas = Image.new('L', (size, size), 0)
+def rasterize(polygon: np.ndarray, hw: HW) -> np.ndarray:
+    """Boolean ``hw`` mask of a filled polygon (the same raster is used for pixels and labels)."""
+    canvas = Image.new('L', hw[::-1], 0)
     ImageDraw.Draw(canvas).polygon([tuple(p) for p in polygon.tolist()], fill=1)
     return np.asarray(canvas, dtype=bool)
 
 
-def background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Float RGB texture: a colour gradient, low-frequency blobs and pixel noise."""
+def background(rng: np.random.Generator, hw: HW) -> np.ndarray:
+    """Float ``hw`` RGB texture: a colour gradient, low-frequency blobs and pixel noise."""
+    height, width = hw
     c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     theta = rng.uniform(0, 2 * math.pi)
-    ys, xs = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+    # both axes scaled by the long side: the gradient keeps its angle on non-square canvases
+    ys, xs = np.mgrid[0:height, 0:width] / max(max(hw) - 1, 1)
     t = (math.cos(theta) * xs + math.sin(theta) * ys)
     t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
     img = c0 + (c1 - c0) * t[..., None]
-    coarse = rng.uniform(-1, 1, (4, 4, 3)).astype(np.float32)
+    # 4 blob cells across the short side, as many more along the long side: blobs stay round
+    cells = tuple(round(4 * side / min(hw)) for side in hw)
+    coarse = rng.uniform(-1, 1, (*cells, 3)).astype(np.float32)
     blobs = np.stack([np.asarray(Image.fromarray(coarse[..., i]).resize(
-        (size, size), Image.BILINEAR)) for i in range(3)], -1)
-    return img + 35 * blobs + rng.normal(0, 10, (size, size, 3))
+        (width, height), Image.BILINEAR)) for i in range(3)], -1)
+    return img + 35 * blobs + rng.normal(0, 10, (height, width, 3))
 
 
 def shape_colour(rng: np.random.Generator, backdrop: np.ndarray) -> np.ndarray:
@@ -103,31 +112,38 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def _random_object(rng: np.random.Generator, size: int, min_frac: float,
+def _random_object(rng: np.random.Generator, hw: HW, min_frac: float,
                    max_frac: float) -> Tuple[int, np.ndarray]:
-    """A class index and its outline, fully inside the image."""
+    """A class index and its outline, fully inside the image, anywhere on it.
+
+    The radius is a share of the geometric mean side (the side of a square of the same area), so
+    objects keep their share of the image through a keep-ratio resize on any aspect ratio; it is
+    capped so the shape fits across the short side of a very wide or tall image.
+    """
+    height, width = hw
     label = int(rng.integers(len(SHAPE_CLASSES)))
-    radius = rng.uniform(min_frac, max_frac) * size
-    cx, cy = rng.uniform(radius, size - 1 - radius, 2)
+    radius = min(rng.uniform(min_frac, max_frac) * math.sqrt(height * width),
+                 _MAX_RADIUS_SHORT_SIDE * (min(hw) - 1))
+    cx, cy = rng.uniform((radius, radius), (width - 1 - radius, height - 1 - radius))
     outline = place(SHAPE_CLASSES[label], (cx, cy), radius, rng.uniform(0, 2 * math.pi))
     return label, outline
 
 
-def scene(rng: np.random.Generator, size: int,
+def scene(rng: np.random.Generator, hw: HW,
           max_objects: int) -> Tuple[np.ndarray, List[SceneObject]]:
-    """Background with 1..max_objects shapes that overlap at most a little.
+    """``hw`` background with 1..max_objects shapes that overlap at most a little.
 
     Returns the uint8 image and ``(label, outline, full_mask)`` per object in paint order
     (later objects are drawn on top of earlier ones).
     """
-    img = background(rng, size)
+    img = background(rng, hw)
     wanted = int(rng.integers(1, max_objects + 1))
     objects: List[SceneObject] = []
     for _ in range(wanted * 10):
         if len(objects) == wanted:
             break
-        label, outline = _random_object(rng, size, 0.1, 0.24)
-        mask = rasterize(outline, size)
+        label, outline = _random_object(rng, hw, 0.1, 0.24)
+        mask = rasterize(outline, hw)
         if mask.sum() >= 8 and _overlap_ok(mask, [m for _, _, m in objects]):
             objects.append((label, outline, mask))
     for _, _, mask in objects:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import operator
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from iformer_mm.utils.fileio import PathLike
 from .publish import MARKER_NAME
+from .sizes import SIZE_PRESETS, Size
 
 MIN_IMAGE_SIZE = 32
 MAX_IMAGE_SIZE = 2048
@@ -58,6 +60,40 @@ def _check_size(value: Any) -> int:
     return size
 
 
+def check_sizes(value: Any) -> Optional[Tuple[Size, ...]]:
+    """``None`` (square images), a preset name, ``'WxH,WxH,...'`` or ``(w, h)`` pairs, as
+    ``(w, h)`` tuples; both sides of every size in ``MIN_IMAGE_SIZE..MAX_IMAGE_SIZE``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        pairs = SIZE_PRESETS.get(value.strip().lower()) or [_parse_wxh(t, value)
+                                                             for t in value.split(',')]
+    else:
+        try:
+            pairs = [tuple(map(_as_int, pair)) for pair in value]
+        except TypeError:  # not a sequence of sequences
+            pairs = []
+        if not pairs or any(len(p) != 2 or None in p for p in pairs):
+            raise ValueError(f'sizes must be a preset name, a WxH,WxH,... string or (width, '
+                             f'height) integer pairs, got {value!r}')
+    for width, height in pairs:
+        for side, pixels in (('width', width), ('height', height)):
+            if not MIN_IMAGE_SIZE <= pixels <= MAX_IMAGE_SIZE:
+                raise ValueError(f'sizes must be between {MIN_IMAGE_SIZE} (minimum) and '
+                                 f'{MAX_IMAGE_SIZE} pixels on both sides, got {side} {pixels} '
+                                 f'in {width}x{height}')
+    return tuple(pairs)
+
+
+def _parse_wxh(token: str, value: str) -> Size:
+    """One ``WxH`` item of a ``sizes`` string; the error names the presets and the format."""
+    match = re.fullmatch(r'\s*(\d+)\s*[xX]\s*(\d+)\s*', token)
+    if match is None:
+        raise ValueError(f'sizes must be a preset ({", ".join(SIZE_PRESETS)}) or a comma list '
+                         f'WxH,WxH,... such as 160x120,120x160; got {token.strip()!r} in {value!r}')
+    return int(match[1]), int(match[2])
+
+
 def _check_seed(value: Any) -> int:
     """Seeds feed numpy's SeedSequence, which needs a non-negative integer."""
     seed = _as_int(value)
@@ -98,15 +134,21 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def check_arguments(task: str, root: PathLike, num_train: Any, num_val: Any, image_size: Any,
-                    seed: Any) -> Dict[str, Any]:
+                    seed: Any, sizes: Any = None) -> Dict[str, Any]:
     """Validate one request without writing, so a CLI can check several before any write.
 
-    ``task`` is ``'cls'``, ``'coco'`` or ``'ade'``. Returns the normalised arguments.
+    ``task`` is ``'cls'``, ``'coco'`` or ``'ade'``; ``sizes`` (see :func:`check_sizes`) is for
+    ``'coco'`` and ``'ade'`` only, classification images are square. Returns the normalised
+    arguments.
     """
     if task not in OWNED:
         raise ValueError(f'task must be one of {sorted(OWNED)}, got {task!r}')
+    if task == 'cls' and sizes is not None:
+        raise ValueError('sizes is for the COCO and ADE20K layouts; classification images are '
+                         'square (image_size)')
     train_name = 'num_train_per_class' if task == 'cls' else 'num_train'
     val_name = 'num_val_per_class' if task == 'cls' else 'num_val'
     return dict(num_train=_check_count(train_name, num_train),
                 num_val=_check_count(val_name, num_val), image_size=_check_size(image_size),
-                seed=_check_seed(seed), root=_check_root(root, OWNED[task]))
+                seed=_check_seed(seed), sizes=check_sizes(sizes),
+                root=_check_root(root, OWNED[task]))
