@@ -7,29 +7,87 @@ temporary sibling, is flushed and fsynced, and is renamed into place (``os.repla
 POSIX). Temporary files are created with mode ``0o666`` minus the umask, i.e. the mode a plain
 ``open(path, 'wb')`` gives (``tempfile.mkstemp`` would leave ``0o600``: unreadable for the other
 users of a shared machine). Standard library only, so every part of the package can use it.
+
+A process killed outright (SIGKILL, out of memory) cannot remove its temporary. So temporaries are
+named ``.{name}.{host}-{pid}.{token}.tmp`` (``host``: a short hash of the host name) and the next
+write of the same ``name`` in that folder removes the ones whose process is gone
+(:func:`remove_stale_temps`); :func:`prepare_out_dir` does it for every name in the output folder.
+Only this host's entries of dead processes are removed: never a live process's, nor another
+host's on a shared filesystem (its processes cannot be checked from here).
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import secrets
 import shutil
+import socket
 import tempfile
 from typing import IO, Iterator, List, Optional, Tuple, Union
 
 PathLike = Union[str, 'os.PathLike[str]']
 
 __all__ = ['OutputError', 'atomic_open', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_path', 'out_dir_problem', 'prepare_out_dir', 'remove_created']
+           'atomic_path', 'out_dir_problem', 'prepare_out_dir', 'remove_created',
+           'remove_stale_temps']
 
 
 class OutputError(ValueError):
     """The output location cannot be used; the message names it and why."""
 
 
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+#: ``.{name}.{host}-{pid}.{token}.tmp``: a temporary of :func:`atomic_open` / :func:`atomic_path`
+_TEMP_RE = re.compile(r'\.(?P<name>.+)\.(?P<host>[0-9a-f]{6})-(?P<pid>[0-9]+)\.[0-9a-z_]+\.tmp')
+
+
+def _temp_prefix(name: str) -> str:
+    """Start of the temporaries' names for ``name``, naming this host and process."""
+    return f'.{name}.{_HOST}-{os.getpid()}.'
+
+
 def _temp_sibling(path: str) -> str:
     folder, name = os.path.split(path)
-    return os.path.join(folder, f'.{name}.{secrets.token_hex(4)}.tmp')
+    return os.path.join(folder, f'{_temp_prefix(name)}{secrets.token_hex(4)}.tmp')
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host may still run (True when it cannot be told)."""
+    if pid <= 0 or pid == os.getpid() or os.name != 'posix':
+        return True  # kill(0, ...) means the process group; on Windows os.kill terminates
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's live process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: PathLike, name: Optional[str] = None) -> List[str]:
+    """Remove the temporaries in ``folder`` left by killed processes of this host.
+
+    ``name``: only those of that final name (default: of every name). Best effort: an entry that
+    cannot be removed stays. Returns the removed paths.
+    """
+    folder = os.fspath(folder)
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            match = _TEMP_RE.fullmatch(entry.name)
+            if (match is None or match['host'] != _HOST or name not in (None, match['name'])
+                    or _pid_alive(int(match['pid']))):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+            if not os.path.lexists(entry.path):
+                removed.append(entry.path)
+    return removed
 
 
 def _fsync_dir(folder: str) -> None:
@@ -56,6 +114,7 @@ def atomic_open(path: PathLike, mode: str = 'wb', encoding: str = None,
     folder = os.path.dirname(path)
     if make_dirs:
         os.makedirs(folder, exist_ok=True)
+    remove_stale_temps(folder, os.path.basename(path))
     tmp = _temp_sibling(path)
     # O_EXCL: never reuse someone else's file; 0o666 & ~umask: the mode open() would give
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -98,7 +157,8 @@ def atomic_path(path: PathLike, make_dirs: bool = False) -> Iterator[str]:
     folder, name = os.path.split(path)
     if make_dirs:
         os.makedirs(folder, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=folder)
+    remove_stale_temps(folder, name)
+    tmp_dir = tempfile.mkdtemp(prefix=_temp_prefix(name), suffix='.tmp', dir=folder)
     tmp = os.path.join(tmp_dir, name)
     try:
         yield tmp
@@ -171,7 +231,8 @@ def prepare_out_dir(out_dir: PathLike, flag: str = '--out-dir') -> List[str]:
     """Create ``out_dir`` if needed and check that it is writable, before any work is done.
 
     Returns the folders it created, deepest first, so a failed run can remove them again with
-    :func:`remove_created`. Errors name ``flag`` and the offending path.
+    :func:`remove_created`. Errors name ``flag`` and the offending path. Temporaries that killed
+    runs left in ``out_dir`` are removed (:func:`remove_stale_temps`).
     """
     out_dir = os.path.abspath(os.fspath(out_dir))
     problem = out_dir_problem(out_dir, flag)
@@ -186,6 +247,7 @@ def prepare_out_dir(out_dir: PathLike, flag: str = '--out-dir') -> List[str]:
     if not _can_create_in(out_dir):
         remove_created(missing)
         raise OutputError(f'{flag} {out_dir} is not writable')
+    remove_stale_temps(out_dir)
     return missing
 
 
