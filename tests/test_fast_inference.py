@@ -208,3 +208,20 @@ def test_a_block_without_a_fused_kernel_is_refused_not_run_unfused():
         model(x)
     with torch.no_grad(), fused_cpu_ops.fused_kernels(False):
         assert model(x)[0].shape == (1, 256, 2, 2)  # the standard-op path still runs it
+
+
+def test_a_fused_kernel_that_disagrees_warns_once_and_the_model_runs_unfused(monkeypatch):
+    """The self-check named neither the kernel nor the difference when the kernels computed
+    something else: the model just ran unfused, in silence."""
+    real = fused_cpu_ops.matmul_nt
+    monkeypatch.setattr(fused_cpu_ops, 'matmul_nt', lambda a, b: real(a, b) + 1e-2)
+    monkeypatch.setitem(fused_cpu_ops._state, 'available', None)  # restored: the real answer
+    with pytest.warns(UserWarning) as record:
+        assert not fused_cpu_ops.fused_kernels_available()
+        assert not fused_cpu_ops.fused_kernels_available()  # cached: checked (and warned) once
+        with torch.no_grad():
+            assert not fused_cpu_ops.use_fused_kernels(torch.zeros(1, 3, 8, 8))
+    assert len(record) == 1, [str(w.message) for w in record]
+    message = str(record[0].message)
+    assert 'disagree' in message and 'matmul_nt' in message and 'runs unfused' in message
+    assert 'max abs difference 0.01 ' in message and 'conv+' not in message

@@ -11,9 +11,10 @@ They are used only when all of these hold (see :func:`use_fused_kernels`): CPU f
 disabled, module in eval mode, not tracing / scripting / compiling / exporting (exported graphs
 keep the standard ops; so do dispatch modes such as ``FlopCounterMode``), the ops exist and
 passed a one-time numerical self-check. Otherwise the callers fall back to standard ops, with the
-same results (<= 1e-5). Packed weights are cached per conv module, input shape and thread count
-(at most two packings per conv: extra copies of the weights) and re-packed when the parameters
-change.
+same results (<= 1e-5); a failed self-check (missing op, or kernels that disagree with the
+standard ops) warns once per process. Packed weights are cached per conv module, input shape and
+thread count (at most two packings per conv: extra copies of the weights) and re-packed when the
+parameters change.
 Disable with ``IFORMER_MM_FUSED_CPU=0``, :func:`set_fused_kernels` or :func:`fused_kernels`.
 
 Dispatch: :data:`FUSED_KERNELS` maps each deployed block *class* to its fused kernel; the kernels
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
 import weakref
 from collections import OrderedDict
@@ -41,6 +43,7 @@ __all__ = ['use_fused_kernels', 'set_fused_kernels', 'fused_kernels', 'conv_act'
 
 _ACTS = ('none', 'gelu', 'sigmoid')
 _state = {'enabled': os.environ.get('IFORMER_MM_FUSED_CPU', '1') != '0', 'available': None}
+_CHECK_LOCK = threading.Lock()  # threads asking at once run the self-check (and warn) once
 # packed weights per conv module (weak: they die with the module and are never in a state_dict)
 _Packed = Dict[Optional[Tuple[int, int]], 'OrderedDict[tuple, Tuple[tuple, torch.Tensor, torch.Tensor]]']
 #: packings kept per conv and row slice (input shape x thread count combinations)
@@ -81,9 +84,14 @@ def use_fused_kernels(x: torch.Tensor) -> bool:
 
 
 def fused_kernels_available() -> bool:
-    """Whether this PyTorch build has the kernels and they agree with the standard ops."""
+    """Whether this PyTorch build has the kernels and they agree with the standard ops.
+
+    Checked once per process (:func:`_self_check`, which warns when the answer is no).
+    """
     if _state['available'] is None:
-        _state['available'] = _self_check()
+        with _CHECK_LOCK:
+            if _state['available'] is None:
+                _state['available'] = _self_check()
     return bool(_state['available'])
 
 
@@ -96,7 +104,11 @@ def _pointwise(x, weight, bias, conv: nn.Conv2d, act: str, residual: Optional[to
 
 
 def _self_check() -> bool:
-    """Run each kernel once on a tiny input and compare with the standard ops."""
+    """Run each kernel once on a tiny input and compare with the standard ops.
+
+    Why it warns on a mismatch too: a build whose fused kernels compute something else would
+    otherwise just run slower, unfused, with nothing to say why.
+    """
     try:
         if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
             return False
@@ -109,13 +121,19 @@ def _self_check() -> bool:
         b = torch.randn(2, 5, 9, generator=g)[..., 2:6]  # strided, as attention reads tokens
         with torch.no_grad():
             ref = conv(x)
-            checks = [(conv_act(conv, x, 'gelu'), F.gelu(ref)),
-                      (conv_act(conv, x, 'sigmoid'), torch.sigmoid(ref)),
-                      (conv_act(conv, x, residual=r), ref + r),
-                      (matmul_nt(a, b), a @ b.transpose(1, 2)),
-                      (matmul_nt(a[:1], b[:1]), a[:1] @ b[:1].transpose(1, 2))]
+            checks = {'conv+gelu': (conv_act(conv, x, 'gelu'), F.gelu(ref)),
+                      'conv+sigmoid': (conv_act(conv, x, 'sigmoid'), torch.sigmoid(ref)),
+                      'conv+add': (conv_act(conv, x, residual=r), ref + r),
+                      'matmul_nt': (matmul_nt(a, b), a @ b.transpose(1, 2)),
+                      'matmul_nt batch 1': (matmul_nt(a[:1], b[:1]), a[:1] @ b[:1].transpose(1, 2))}
         _PACKED.pop(conv, None)
-        return all(torch.allclose(a, b, atol=1e-5, rtol=1e-5) for a, b in checks)
+        wrong = {name: float((fused - std).abs().max()) for name, (fused, std) in checks.items()
+                 if not torch.allclose(fused, std, atol=1e-5, rtol=1e-5)}
+        if wrong:
+            warnings.warn(f'iformer_mm: fused oneDNN CPU kernels disagree with the standard ops '
+                          f'(max abs difference {max(wrong.values()):.3g} in '
+                          f'{", ".join(wrong)}); the model runs unfused, on standard ops')
+        return not wrong
     except Exception as e:  # missing op, unsupported CPU: fall back to standard ops
         warnings.warn(f'iformer_mm: fused oneDNN CPU kernels unavailable ({type(e).__name__}: '
                       f'{str(e).splitlines()[0] if str(e) else ""}); using standard ops')
