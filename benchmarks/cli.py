@@ -244,6 +244,41 @@ def detector_main(args: argparse.Namespace, argv: List[str]) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# agreement: a deployed detector / segmentor against the toolbox's own tools/test.py, per image
+# ----------------------------------------------------------------------------------------------
+def _agreement_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--config', required=True, help='an mmdet detector or mmseg segmentor config')
+    p.add_argument('--model', default='t', help=f'variant: {valid_model_names()}')
+    p.add_argument('--targets', nargs='+', default=['onnxruntime', 'openvino'],
+                   choices=('onnxruntime', 'openvino'), metavar='TARGET')
+    p.add_argument('--sizes', help='image sizes WxH,WxH,... (default: shaped as COCO / ADE20K '
+                                   'images are, one image each)')
+    p.add_argument('--checkpoint', help='trained weights (default: random, see --help of the '
+                                        'module benchmarks/agreement.py)')
+    p.add_argument('--resolution', help='HxW: also test a fixed-size artifact of this size')
+    p.add_argument('--threads', type=positive_int, default=2)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', required=True, help='results JSON (atomic write; Markdown beside)')
+
+
+def agreement_main(args: argparse.Namespace, argv: List[str]) -> int:
+    from iformer_mm.models.backbones.iformer_arch import parse_resolution
+    from . import agreement
+    parse_model_name(args.model)
+    resolution = parse_resolution(args.resolution) if args.resolution else None
+    for flag, path in (('--config', args.config), ('--checkpoint', args.checkpoint)):
+        if path and not os.path.exists(path):
+            raise ValueError(f'{flag} {path} does not exist')
+    _out_folder(args.out)
+    doc = agreement.run_agreement(os.path.abspath(args.config), args.model, args.targets,
+                                  args.sizes, args.checkpoint, resolution, args.threads, args.seed)
+    doc['command'] = _command('agreement', argv)
+    table = agreement.write(doc, args.out)
+    print(f'wrote {args.out} and {table}')
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
 # train-throughput: GPU training images/s, ours vs timm
 # ----------------------------------------------------------------------------------------------
 def _train_throughput_flags(p: argparse.ArgumentParser) -> None:
@@ -327,6 +362,9 @@ MODES: Dict[str, tuple] = {
     'detector': ('latency of the deployed whole Mask / Faster R-CNN per runtime and precision, '
                  "next to mmdet's own PyTorch inference at the same size", _detector_flags,
                  detector_main),
+    'agreement': ("a deployed detector / segmentor against the toolbox's own tools/test.py, per "
+                  'image, on generated images shaped as COCO / ADE20K images are',
+                  _agreement_flags, agreement_main),
     'train-throughput': ('training (and inference) images/s, ours vs timm, on a GPU (or a tiny '
                          'CPU smoke run); fits an 8-minute slot (benchmarks/README.md)',
                          _train_throughput_flags, train_throughput_main),

@@ -29,6 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
+def toolbox_test_tool(toolbox: str) -> Path:
+    """The toolbox's own ``tools/test.py`` (shipped inside the package under ``.mim``): the
+    reference every deployed artifact is measured against."""
+    import importlib
+    return Path(importlib.import_module(toolbox).__file__).parent / '.mim' / 'tools' / 'test.py'
+
+
 # ----------------------------------------------------------------------------------------------
 # Weights and the timm reference
 # ----------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_wrong_variant_checkpoint_is_named(tmp_path):
 def test_onnx_classifier_parity(tmp_path):
     ours, path = _classifier_checkpoint(tmp_path, seed=1)
     report = cli.export('onnx', 'iformer-t', '224', checkpoint=path, out_dir=str(tmp_path / 'out'))
-    assert report['task'] == 'classifier' and report['outputs'] == {'logits': (1, 1000)}
+    assert report['task'] == 'classifier' and report['outputs'] == {'logits': [1, 1000]}
     assert report['max_abs_diff_vs_torch'] <= TOL
     _only_artifact(tmp_path / 'out', 'iformer_t_classifier_224x224.onnx')
     x = torch.randn(1, 3, 224, 224)
@@ -94,8 +94,8 @@ def test_onnx_windowed_backbone_parity(tmp_path):
     report = cli.export('onnx', 't', '256x320', task='backbone', checkpoint=str(ckpt),
                         out_dir=str(tmp_path))
     assert report['window_size'] == 16
-    assert report['outputs'] == {'feat_s4': (1, 32, 64, 80), 'feat_s8': (1, 64, 32, 40),
-                                 'feat_s16': (1, 128, 16, 20), 'feat_s32': (1, 256, 8, 10)}
+    assert report['outputs'] == {'feat_s4': [1, 32, 64, 80], 'feat_s8': [1, 64, 32, 40],
+                                 'feat_s16': [1, 128, 16, 20], 'feat_s32': [1, 256, 8, 10]}
     assert report['max_abs_diff_vs_torch'] <= TOL
     x = torch.randn(1, 3, 256, 320)
     with torch.no_grad():
@@ -109,8 +109,8 @@ def test_coreml_classifier_t_224(tmp_path):
     report = cli.export('coreml', 'iFormer_t', '224', out_dir=str(out))
     assert report['task'] == 'classifier'
     assert report['model_type'] == 'mlProgram' and report['spec_version'] >= 6
-    assert report['inputs'] == {'image': (1, 3, 224, 224)}
-    assert report['outputs'] == {'logits': (1, 1000)}
+    assert report['inputs'] == {'image': [1, 3, 224, 224]}
+    assert report['outputs'] == {'logits': [1, 1000]}
     assert report['unexpected_ops'] == []
     assert {'conv', 'matmul', 'softmax', 'gelu', 'sigmoid', 'linear'} <= set(report['ops'])
     assert report['ops']['softmax'] == 5  # 3 stage-2 + 2 stage-3 SHMA, one matmul pair each
@@ -126,9 +126,9 @@ def test_coreml_classifier_t_224(tmp_path):
 
 def test_coreml_small_windowed_backbone(tmp_path):
     report = cli.export('coreml', 't', '192x256', task='backbone', out_dir=str(tmp_path))
-    assert report['inputs'] == {'image': (1, 3, 192, 256)}
-    assert report['outputs'] == {'feat_s4': (1, 32, 48, 64), 'feat_s8': (1, 64, 24, 32),
-                                 'feat_s16': (1, 128, 12, 16), 'feat_s32': (1, 256, 6, 8)}
+    assert report['inputs'] == {'image': [1, 3, 192, 256]}
+    assert report['outputs'] == {'feat_s4': [1, 32, 48, 64], 'feat_s8': [1, 64, 24, 32],
+                                 'feat_s16': [1, 128, 12, 16], 'feat_s32': [1, 256, 6, 8]}
     assert report['unexpected_ops'] == []
     assert 'pad' in report['ops']  # stage 2 (12x16) is padded to whole 16x16 windows
 

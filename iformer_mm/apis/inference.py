@@ -298,8 +298,8 @@ def infer(images: Sequence[str], config: Optional[str] = None, weights: Optional
     if weights is not None and not is_url(weights) and not os.path.isfile(weights):
         raise InferError(f'--weights not found: {weights}')
     if artifact is not None:
-        from ..deploy.runner import read_report
-        scope = _Artifact.SCOPES.get(read_report(artifact)['task'], scope)
+        from ..deploy.artifact import read_artifact
+        scope = _Artifact.SCOPES.get(read_artifact(artifact)[1].task, scope)
     created = prepare_out_dir(out_dir)
     outputs = _output_names(files, out_dir)
     results: List[Prediction] = []

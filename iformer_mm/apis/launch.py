@@ -8,6 +8,11 @@ as in each toolbox's own tools. Additions over those tools, each for a measured 
 * ``tools/test.py CONFIG iFormer_m.pth`` accepts a published classification file directly
   (converted in memory to the mm layout; published det/seg files load as they are), and a URL
   (downloaded once into the torch hub cache, :mod:`iformer_mm.checkpoint.download`);
+* ``tools/test.py CONFIG ARTIFACT`` tests an artifact written by ``tools/deploy.py`` in its
+  runtime, inside the same runner (:mod:`iformer_mm.deploy.backend_model`): dataset, pipeline,
+  metric, ``--out``, ``--show-dir`` and ``tools/dist_test.sh`` as with a checkpoint;
+* ``--out`` / ``--show`` / ``--show-dir`` / ``--wait-time`` (and mmpretrain's ``--out-item``)
+  mean what they mean in the config's toolbox's own ``tools/test.py``;
 * checkpoints are written atomically (:mod:`iformer_mm.engine.atomic_backend`);
 * checkpoints carry the random generators' state, so ``--resume`` continues exactly
   (:class:`iformer_mm.engine.hooks.RandomStateHook`);
@@ -24,7 +29,7 @@ import sys
 import tempfile
 from typing import Iterator, List, Optional, Sequence
 
-from ..utils.cli import ToolParser, error_exit
+from ..utils.cli import ToolParser, error_exit, positive_int
 from ..utils.configs import ConfigError, load_config, toolbox_of
 
 _CPU_GROUP_USED = False  # set when this process ran a gloo group created by us
@@ -66,8 +71,20 @@ def train_parser(prog: str = 'train.py') -> argparse.ArgumentParser:
 def test_parser(prog: str = 'test.py') -> argparse.ArgumentParser:
     p = ToolParser(prog=prog, description='Evaluate an iFormer model (mmpretrain/mmdet/mmseg config)')
     p.add_argument('config', help='config file')
-    p.add_argument('checkpoint', help='mm checkpoint, or a published iFormer .pth')
-    p.add_argument('--out', help='dump raw predictions to this .pkl file')
+    p.add_argument('checkpoint', help='mm checkpoint, a published iFormer .pth, or an artifact '
+                                      'written by tools/deploy.py (.onnx, OpenVINO folder, '
+                                      '.pte; its report beside it), run in its runtime')
+    p.add_argument('--out', help="as the toolbox's own tools/test.py: mmdet / mmpretrain dump "
+                                 'the predictions to this .pkl file; mmseg writes the '
+                                 'predicted label maps as PNGs into this folder')
+    p.add_argument('--out-item', choices=['metrics', 'pred'],
+                   help='mmpretrain: what --out holds (default: the predictions)')
+    p.add_argument('--show', action='store_true', help='show each prediction in a window')
+    p.add_argument('--show-dir', help='write each image with its prediction drawn into this '
+                                      'folder (under the run\'s work_dir/timestamp)')
+    p.add_argument('--wait-time', type=float, default=2, help='--show: seconds per image')
+    p.add_argument('--threads', type=positive_int,
+                   help='artifact: runtime intra-op threads (default: the runtime\'s)')
     _common_args(p)
     return p
 
@@ -216,34 +233,96 @@ def train(argv: Optional[Sequence[str]] = None) -> None:
         _build_runner(cfg).train()
 
 
+def _visualize(cfg, args) -> None:
+    """--show / --show-dir, as each toolbox's own tools/test.py turns them on."""
+    hooks = cfg.get('default_hooks') or {}
+    if 'visualization' not in hooks:
+        raise LaunchError('--show / --show-dir need default_hooks.visualization in the config '
+                          "(the toolbox's VisualizationHook)")
+    hook = hooks['visualization']
+    if cfg.default_scope == 'mmpretrain':
+        hook.update(enable=True, show=args.show, wait_time=args.wait_time, out_dir=args.show_dir)
+        return
+    hook['draw'] = True
+    if args.show:
+        hook.update(show=True, wait_time=args.wait_time)
+    if args.show_dir:
+        if cfg.default_scope == 'mmdet':
+            hook['test_out_dir'] = args.show_dir
+        else:
+            cfg.visualizer['save_dir'] = args.show_dir
+
+
+def _dump(cfg, args) -> None:
+    """--out, as each toolbox's own tools/test.py writes it."""
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    if cfg.default_scope == 'mmseg':
+        if args.out.endswith(('.pkl', '.pickle')):
+            raise LaunchError(f'--out {args.out}: mmseg writes the predicted label maps as PNGs '
+                              'into a folder (as its own tools/test.py); give a folder')
+        for evaluator in evaluators:
+            evaluator.update(output_dir=args.out, keep_results=True)
+        return
+    if not args.out.endswith(('.pkl', '.pickle')):
+        raise LaunchError(f'--out must end with .pkl, got {args.out}')
+    if cfg.default_scope == 'mmpretrain' and args.out_item == 'metrics':
+        return  # written after the run
+    dump = (dict(type='DumpDetResults', out_file_path=args.out) if cfg.default_scope == 'mmdet'
+            else dict(type='DumpResults', out_file_path=args.out))
+    cfg.test_evaluator = list(evaluators) + [dump]
+
+
+def _deployed(cfg, args) -> None:
+    """The artifact in place of the model (:mod:`iformer_mm.deploy.backend_model`)."""
+    from ..deploy.backend_model import deployed_model_cfg
+    cfg.model = deployed_model_cfg(cfg, os.path.abspath(args.checkpoint), args.config,
+                                   args.threads)
+    cfg.model_wrapper_cfg = dict(type='DeployedModelWrapper')
+    cfg.load_from = None
+
+
 def test(argv: Optional[Sequence[str]] = None) -> dict:
     args = test_parser().parse_args(argv)
     cfg = load_run_config(args.config, args)
     from ..zoo.convert import mm_loadable_checkpoint
     from ..checkpoint import is_url
-    if not is_url(args.checkpoint) and not osp.isfile(args.checkpoint):
+    from ..deploy.artifact import looks_like_artifact
+    if not is_url(args.checkpoint) and not os.path.exists(args.checkpoint):
         raise LaunchError(f'checkpoint not found: {args.checkpoint}')
+    artifact = not is_url(args.checkpoint) and looks_like_artifact(args.checkpoint)
+    if args.out_item and cfg.default_scope != 'mmpretrain':
+        raise LaunchError(f'--out-item is an mmpretrain option; this is an {cfg.default_scope} '
+                          'config')
+    if args.out_item and not args.out:
+        raise LaunchError('--out-item needs --out (the file to write)')
+    if args.threads and not artifact:
+        raise LaunchError('--threads sets an artifact\'s runtime threads; '
+                          f'{args.checkpoint} is a checkpoint')
+    if artifact:  # refused first if it is not the config's model
+        _deployed(cfg, args)
     check_data_paths(cfg, ['test_dataloader'])
+    if args.out:
+        _dump(cfg, args)
+    if args.show or args.show_dir:
+        _visualize(cfg, args)
     with tempfile.TemporaryDirectory() as tmp:
-        # a URL is fetched once into the torch hub cache; a published file is converted
-        cfg.load_from = mm_loadable_checkpoint(args.checkpoint, tmp)
-        if args.out:
-            if not args.out.endswith(('.pkl', '.pickle')):
-                raise LaunchError(f'--out must end with .pkl, got {args.out}')
-            dump = (dict(type='DumpDetResults', out_file_path=args.out) if cfg.default_scope == 'mmdet'
-                    else dict(type='DumpResults', out_file_path=args.out))
-            evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
-            cfg.test_evaluator = list(evaluators) + [dump]
+        if not artifact:  # a URL is fetched once into the torch hub cache; a published file is converted
+            cfg.load_from = mm_loadable_checkpoint(args.checkpoint, tmp)
         with _cpu_process_group(cfg):
-            return _build_runner(cfg).test()
+            metrics = _build_runner(cfg).test()
+    if args.out and args.out_item == 'metrics':
+        import mmengine
+        mmengine.dump(metrics, args.out)
+    return metrics
 
 
 def main(command: str, argv: Optional[List[str]] = None) -> int:
     """CLI wrapper: user errors become one line on stderr and exit code 2."""
     from ..checkpoint import CheckpointError
+    from ..deploy.targets import DeployError
     try:
         (train if command == 'train' else test)(argv)
-    except (LaunchError, ConfigError, CheckpointError) as e:
+    except (LaunchError, ConfigError, CheckpointError, DeployError) as e:
         return error_exit(f'{command}.py', e)
     if _CPU_GROUP_USED:
         # Measured: with torch 2.14 gloo, about one CPU torchrun worker in four aborted in

@@ -11,9 +11,9 @@ import json
 from typing import Dict, List, Optional
 
 from ..utils.cli import ToolParser, error_exit
-from ..utils.fileio import OutputError
 from ..models.backbones.iformer_arch import parse_model_name, parse_resolution, valid_model_names
 from .export import Request, deploy
+from .targets.base import DeployError, user_errors
 
 #: alias -> (target, precision)
 FORMATS = {'coreml': ('coreml', 'fp16'), 'onnx': ('onnxruntime', 'fp32')}
@@ -48,12 +48,15 @@ def export(fmt: str, model: str, resolution: str = '224', task: Optional[str] = 
            window_size: Optional[int] = None) -> Dict[str, object]:
     """Validate, build the fused model, export it atomically and return the check report."""
     if fmt not in FORMATS:
-        raise ValueError(f'unknown export format {fmt!r}; expected one of {list(FORMATS)}')
-    parse_model_name(model)
-    height, width = parse_resolution(resolution)
+        raise DeployError(f'unknown export format {fmt!r}; expected one of {list(FORMATS)}')
+    try:
+        parse_model_name(model)
+        height, width = parse_resolution(resolution)
+    except ValueError as e:  # the name parser's own message, as our one-line error
+        raise DeployError(str(e)) from None
     task = task or ('classifier' if (height, width) == (224, 224) else 'backbone')
     if window_size and task == 'classifier':
-        raise ValueError(f'--window-size {window_size} applies to --task backbone only (the '
+        raise DeployError(f'--window-size {window_size} applies to --task backbone only (the '
                          'classifier uses global attention)')
     target, precision = FORMATS[fmt]
     return deploy(Request(model=model, target=target, task=task, precision=precision,
@@ -67,7 +70,7 @@ def main(fmt: str, argv: Optional[List[str]] = None) -> int:
     try:
         report = export(fmt, args.model, args.resolution, args.task, args.checkpoint,
                         args.out_dir, args.window_size)
-    except (ValueError, OSError, OutputError) as e:  # CheckpointError / DeployError: ValueError
+    except user_errors() as e:  # bad input: one line, exit 2; anything else: its traceback
         return error_exit(f'export_{fmt}.py', e)
     if args.json:
         print(json.dumps(report, indent=2, default=list))

@@ -11,12 +11,12 @@ import json
 from typing import List, Optional
 
 from ..utils.cli import ToolParser, error_exit
-from ..utils.fileio import OutputError
 from ..models.backbones.iformer_arch import parse_model_name, parse_resolution, valid_model_names
-from .build import TASKS
 from .export import Request, deploy
 from .segmentor import SEG_OUTPUTS
+from .spec import TASKS
 from .targets import PRECISIONS, TARGETS, DeployError
+from .targets.base import user_errors
 
 PROG = 'deploy.py'
 
@@ -42,8 +42,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument('--checkpoint', help='published or mm-format weights; random without')
     p.add_argument('--config', help='mm config: preprocessing, calibration / validation '
                                     'pipeline, and the segmentor network (default: the recipe)')
-    p.add_argument('--resolution', help='N or HxW, a multiple of 32 in [64, 2048] (default: the '
-                                        "config's test size; 224 classifier, 512 backbone)")
+    p.add_argument('--resolution', help='N or HxW, a multiple of 32 in [64, 2048]: a fixed-size '
+                                        'input (images are resized keeping their aspect ratio '
+                                        'and padded). Default: ONNX Runtime / OpenVINO segmentor '
+                                        'and detector take any size; otherwise the config\'s test '
+                                        'size (224 classifier, 512 backbone)')
     p.add_argument('--window-size', type=int, help='backbone / segmentor / detector: stage-2 '
                                                    'window (default 16 as published; 0 = global)')
     p.add_argument('--seg-output', choices=SEG_OUTPUTS, default='logits',
@@ -62,8 +65,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 
 def request_from_args(args: argparse.Namespace) -> Request:
-    parse_model_name(args.model)
-    resolution = parse_resolution(args.resolution) if args.resolution else None
+    try:
+        parse_model_name(args.model)
+        resolution = parse_resolution(args.resolution) if args.resolution else None
+    except ValueError as e:  # the name parser's own message, as our one-line error
+        raise DeployError(str(e)) from None
     for flag, value, low in (('--calib-size', args.calib_size, 1), ('--val-size', args.val_size, 1),
                              ('--threads', args.threads, 1)):
         if value is not None and value < low:
@@ -77,15 +83,17 @@ def request_from_args(args: argparse.Namespace) -> Request:
 
 
 def summary(report: dict) -> str:
+    size = 'any size' if report.get('dynamic') else 'x'.join(map(str, report['resolution']))
     lines = [f"wrote {report['path']}" + (f" (+ {report['report']})" if report.get('report') else ''),
-             f"  {report['model']} {report['task']} {report['resolution'][0]}x"
-             f"{report['resolution'][1]} -> {report['target']} {report['precision']}, weights: "
-             f"{report['weights']}",
+             f"  {report['model']} {report['task']} {size} -> {report['target']} "
+             f"{report['precision']}, weights: {report['weights']}",
+             f"  input: {report['input']}",
              f"  inputs {report['inputs']}  outputs {report['outputs']}"]
     if 'parity' in report:
         p = report['parity']
         if 'detections_checked' in p:
-            lines.append(f"  vs PyTorch on {p['inputs']} inputs: {p['detections_matched']} of "
+            lines.append(f"  vs PyTorch on {p['inputs']} inputs {p['input_shapes'][:3]}...: "
+                         f"{p['detections_matched']} of "
                          f"{p['detections_checked']} detections (score >= 0.3) matched at IoU >= "
                          f"0.99, max score / mask diff {p['max_abs_diff']:.3g}")
         else:
@@ -110,6 +118,8 @@ def summary(report: dict) -> str:
                     lines.append(f"  {key}: PyTorch (mmdet predict) {a['pytorch_fp32'][key]:.4f}, "
                                  f"artifact {a['artifact'][key]:.4f} "
                                  f"({a['delta_points'][key]:+.2f} points)")
+            lines.append(f"  {a['top_detections_matched']} of {a['top_detections_compared']} "
+                         f"top detections equal to mmdet's ({a['top_detections_rule']})")
             continue
         lines.append(f"  {a['metric']}: PyTorch fp32 {a['pytorch_fp32'][a['metric']]:.4f}, artifact "
                      f"{a['artifact'][a['metric']]:.4f} ({a['delta_points']:+.2f} points)")
@@ -120,10 +130,7 @@ def main(argv: Optional[List[str]] = None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     try:
         report = deploy(request_from_args(args))
-    except (ValueError, OSError, OutputError) as e:  # DeployError / CheckpointError are ValueErrors
+    except user_errors() as e:  # bad input: one line, exit 2; anything else: its traceback
         return error_exit(prog, e)
-    except RuntimeError as e:  # the artifact failed its check in the runtime: not the input
-        error_exit(prog, e)
-        return 1
     print(json.dumps(report, indent=2, default=list) if args.json else summary(report))
     return 0

@@ -1,49 +1,16 @@
-"""The exported detector's outputs -> mmdet's ``DetDataSample``, on the host.
+"""Comparing detections: an artifact's against the toolbox's, one image at a time.
 
-What mmdet's ``predict(..., rescale=True)`` does after the network, done to the artifact's fixed
-outputs (:mod:`.detector`): drop the zero-score padding rows, clip the boxes to the resized image
-(the artifact clipped them to its padded input), divide by the pipeline's ``scale_factor``, and
-paste each 28x28 mask probability map into the original image with mmdet's own
-``_do_paste_mask`` (bilinear ``grid_sample``, one box at a time as mmdet does on CPU), thresholded
-at the config's ``mask_thr_binary``. The result is what mmdet's ``CocoMetric`` and
-``DetLocalVisualizer`` take.
+Row-by-row comparison would be wrong: two near-equal scores may swap order between two runtimes,
+so detections are matched by label and box overlap. :func:`match_detections` /
+:func:`match_summary` compare raw outputs (the deploy checks); :func:`compare_top` compares two
+data samples as ``tools/test.py --out`` dumps them, in original-image pixels (the acceptance rule
+of a deployed detector: its top detections are the toolbox's).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
-import torch
-
-
-def to_det_sample(outputs: Sequence[np.ndarray], meta: Mapping, mask_thr: float = 0.5):
-    """``outputs`` = (boxes, scores, labels[, masks]) of one image; ``meta`` its pipeline
-    metainfo (``img_shape``, ``ori_shape``, ``scale_factor``; ``img_id`` etc. are kept)."""
-    from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-
-    boxes, scores, labels = (torch.as_tensor(np.asarray(o)) for o in outputs[:3])
-    keep = scores > 0
-    boxes, scores, labels = boxes[keep].float(), scores[keep].float(), labels[keep].long()
-    img_h, img_w = meta['img_shape'][:2]
-    boxes[:, 0::2] = boxes[:, 0::2].clamp(min=0, max=img_w)
-    boxes[:, 1::2] = boxes[:, 1::2].clamp(min=0, max=img_h)
-    w_scale, h_scale = meta.get('scale_factor', (1.0, 1.0))[:2]
-    boxes = boxes / boxes.new_tensor([w_scale, h_scale, w_scale, h_scale])
-    pred = InstanceData(bboxes=boxes, scores=scores, labels=labels)
-    if len(outputs) > 3:
-        probs = torch.as_tensor(np.asarray(outputs[3]))[keep].float()
-        ori_h, ori_w = meta['ori_shape'][:2]
-        masks = torch.zeros(len(probs), ori_h, ori_w, dtype=torch.bool)
-        for i in range(len(probs)):
-            pasted, region = _do_paste_mask(probs[i:i + 1, None], boxes[i:i + 1], ori_h, ori_w,
-                                            skip_empty=True)
-            masks[(slice(i, i + 1),) + region] = pasted >= mask_thr
-        pred.masks = masks
-    sample = DetDataSample(metainfo=dict(meta))
-    sample.pred_instances = pred
-    return sample
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -114,3 +81,72 @@ def match_summary(pairs: Sequence[Tuple[Sequence[np.ndarray], Sequence[np.ndarra
                                  for m in rule), default=0.0),
             'detections_per_input': [m['detections'] for m in rule],
             'pytorch_detections_per_input': [m['reference_detections'] for m in rule]}
+
+
+#: masks that differ in at most this many pixels count as equal: a pixel whose probability sits
+#: at ``mask_thr_binary`` flips with float rounding, which decides a mask of a few pixels' IoU
+MASK_PIXEL_SLACK = 2
+#: ``compare_top``'s rule, as reports and tests quote it
+TOP_RULE = ('top-{top} detections: same label, box IoU >= {iou}, score within {score}, '
+            f'mask IoU >= {{mask}} (or <= {MASK_PIXEL_SLACK} pixels differ)')
+
+
+def _mask(mask) -> np.ndarray:
+    """A boolean mask from an array or from the RLE dict mmdet's ``DumpDetResults`` writes."""
+    if isinstance(mask, dict):
+        from pycocotools import mask as mask_utils
+        return mask_utils.decode(mask).astype(bool)
+    return np.asarray(mask, dtype=bool)
+
+
+def _mask_iou(a, b) -> float:
+    a, b = _mask(a), _mask(b)
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def _same_mask(a, b, min_iou: float) -> bool:
+    a, b = _mask(a), _mask(b)
+    return int((a != b).sum()) <= MASK_PIXEL_SLACK or _mask_iou(a, b) >= min_iou
+
+
+def compare_top(ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray], top: int = 10,
+                min_iou: float = 0.99, score_tol: float = 1e-3, min_mask_iou: float = 0.95
+                ) -> Dict[str, object]:
+    """How many of ``ref``'s ``top`` best detections ``got`` has (same label, box IoU >=
+    ``min_iou``, score within ``score_tol``, mask IoU >= ``min_mask_iou`` or at most
+    :data:`MASK_PIXEL_SLACK` pixels different, when both have masks).
+
+    ``ref`` / ``got``: ``pred_instances`` as dicts of arrays (``bboxes``, ``scores``, ``labels``,
+    optional ``masks``: arrays or RLE dicts), e.g. :func:`instances` of a ``DetDataSample`` or
+    one entry of a ``tools/test.py --out`` pickle.
+    """
+    order = np.argsort(-_array(ref['scores']), kind='stable')[:top]
+    rb, rs, rl = (_array(ref[k]) for k in ('bboxes', 'scores', 'labels'))
+    gb, gs, gl = (_array(got[k]) for k in ('bboxes', 'scores', 'labels'))
+    masks = 'masks' in ref and 'masks' in got
+    ious = box_iou(rb[order], gb) if len(order) and len(gb) else np.zeros((len(order), 0))
+    matched, worst = 0, 1.0
+    for row, i in enumerate(order):
+        ok = [j for j in range(len(gb)) if gl[j] == rl[i] and ious[row, j] >= min_iou
+              and abs(float(gs[j]) - float(rs[i])) <= score_tol]
+        if masks:
+            ok = [j for j in ok if _same_mask(ref['masks'][i], got['masks'][j], min_mask_iou)]
+        matched += bool(ok)
+        worst = min(worst, max((float(ious[row, j]) for j in range(len(gb)) if gl[j] == rl[i]),
+                               default=0.0))
+    return {'compared': int(len(order)), 'matched': matched, 'min_best_iou': worst,
+            'rule': TOP_RULE.format(top=top, iou=min_iou, score=score_tol, mask=min_mask_iou)}
+
+
+def _array(value) -> np.ndarray:
+    return value.numpy() if hasattr(value, 'numpy') else np.asarray(value)
+
+
+def instances(sample) -> Dict[str, np.ndarray]:
+    """A ``DetDataSample``'s ``pred_instances`` as a dict of arrays (what ``--out`` dumps)."""
+    pred = sample.pred_instances
+    out = {k: pred[k].numpy() for k in ('bboxes', 'scores', 'labels')}
+    if 'masks' in pred:
+        out['masks'] = pred.masks.numpy()
+    return out

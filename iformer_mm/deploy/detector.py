@@ -4,48 +4,55 @@ Why a wrapper and not mmdet's ``TwoStageDetector`` itself: its ``predict`` takes
 loops over levels and images in Python and calls mmcv's custom ``RoIAlign`` / ``nms`` ops, which
 export to ONNX only as custom ops (``MMCVRoiAlign``, mmdeploy's plugin library) that a stock
 ONNX Runtime or OpenVINO cannot load. :class:`DetectorForExport` runs the same arithmetic as
-mmdet 3.3's test path for one image of a fixed size, written with torchvision's ``nms`` /
+mmdet 3.3's test path for one image of any size, written with torchvision's ``nms`` /
 ``roi_align``, which export to the standard ONNX ``NonMaxSuppression`` and ``RoiAlign`` (and
-OpenVINO's own NMS / ROIAlign):
+OpenVINO's own NMS / ROIAlign).
 
-1. fused backbone -> FPN (BN folded) -> RPN convs;
-2. RPN: the anchors of the fixed input size are constants; per level the ``nms_pre`` best
-   anchors (sigmoid scores), deltas decoded (``DeltaXYWHBBoxCoder``, clipped to the input),
-   boxes of width or height <= ``min_bbox_size`` dropped, NMS per level, ``max_per_img``
-   proposals;
+Inputs, as mmdet's test path has them: ``image`` (1, 3, H, W), the test pipeline's resized image
+normalised and zero-padded by the config's ``DetDataPreprocessor`` (H, W multiples of its
+``pad_size_divisor``), and ``img_shape`` (2,) int64, the (h, w) of the resized image inside it.
+Everything that depends on the size is computed from the inputs inside the graph, so one
+artifact serves every image shape (and an exporter may still fix H x W):
+
+1. fused backbone (window padding from the input) -> FPN (BN folded) -> RPN convs;
+2. RPN: each level's anchors from its feature map's size (``AnchorGenerator.grid_priors``),
+   the ``nms_pre`` best (sigmoid scores), deltas decoded (``DeltaXYWHBBoxCoder``) and clipped to
+   ``img_shape``, boxes of width or height <= ``min_bbox_size`` dropped, NMS per level (or across
+   levels with ``class_agnostic``), ``max_per_img`` proposals;
 3. RoIAlign (aligned, adaptive sampling) on the FPN level mmdet's ``SingleRoIExtractor`` maps
    each box to (``floor(log2(sqrt(area) / finest_scale))``), the box head, softmax, per-class
-   decoding, ``score_thr``, per-class NMS, the ``max_per_img`` best;
+   decoding clipped to ``img_shape``, ``score_thr``, per-class NMS (or one NMS with
+   ``class_agnostic``), the ``max_per_img`` best;
 4. the mask head on those boxes, the mask of each box's class, sigmoid.
 
-Outputs, always ``max_per_img`` rows (static shapes for every runtime; rows past the n
-detections are zeros, score 0; the mask head runs on the n detections only): ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N),
-``labels`` (N) int64, ``masks`` (N, M, M) mask probabilities (Mask R-CNN only). Turning them into
-mmdet's ``DetDataSample`` (rescale, paste masks) is :mod:`.detections`.
+Outputs, always ``max_per_img`` rows (rows past the n detections are zeros, score 0; the mask
+head runs on the n detections only): ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N),
+``labels`` (N) int64, ``masks`` (N, M, M) mask probabilities (Mask R-CNN only). Rescaling to the
+original image and pasting the masks is the host's step (:mod:`.postprocess`).
 
-Difference from mmdet, by construction: the boxes are clipped to the (padded) input size, not
-to the resized image inside it; the host step clips the final boxes to the image. The two agree
-whenever the image fills the input (the repository's configs at their own scale, up to the
-padding to a multiple of 32).
+Known difference from mmdet, by construction: a Faster R-CNN (no mask head) runs its final NMS
+on boxes already rescaled to the original image in mmdet, here on boxes in input pixels; with
+keep-ratio resizing both axes scale alike up to rounding, so only near-threshold overlaps can
+differ.
 """
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from torchvision.ops import batched_nms, roi_align
+from torchvision.ops import nms, roi_align
+
+from .targets.base import DeployError
 
 DET_OUTPUTS = ('boxes', 'scores', 'labels', 'masks')
-#: the tasks that export (a part of) a detector and feed it the detector's padded input
-DETECTOR_TASKS = ('detector', 'detector-dense')
 BOX_OUTPUTS = DET_OUTPUTS[:3]
 #: ``DeltaXYWHBBoxCoder.decode``'s default, which mmdet's RPN and box heads never override
 WH_RATIO_CLIP = 16 / 1000
 
 
-class DetectorError(ValueError):
+class DetectorError(DeployError):
     """The model is not a detector this wrapper reproduces; the message says what differs."""
 
 
@@ -92,8 +99,9 @@ def check_two_stage(detector: nn.Module) -> None:
 
 def decode_deltas(anchors: torch.Tensor, deltas: torch.Tensor, means: Sequence[float],
                   stds: Sequence[float], wh_ratio_clip: float,
-                  max_hw: Tuple[int, int]) -> torch.Tensor:
-    """``DeltaXYWHBBoxCoder.decode`` for (K, 4) boxes and (K, 4) deltas, clipped to ``max_hw``."""
+                  max_hw: torch.Tensor) -> torch.Tensor:
+    """``DeltaXYWHBBoxCoder.decode`` for (K, 4) boxes and (K, 4) deltas, clipped to ``max_hw``
+    ((2,) tensor: height, width)."""
     d = deltas * deltas.new_tensor(stds) + deltas.new_tensor(means)
     centre = (anchors[:, :2] + anchors[:, 2:]) * 0.5
     size = anchors[:, 2:] - anchors[:, :2]
@@ -101,7 +109,7 @@ def decode_deltas(anchors: torch.Tensor, deltas: torch.Tensor, means: Sequence[f
     centre = centre + size * d[:, :2]
     size = size * d[:, 2:].clamp(min=-limit, max=limit).exp()
     boxes = torch.cat([centre - size * 0.5, centre + size * 0.5], dim=1)
-    upper = boxes.new_tensor([max_hw[1], max_hw[0], max_hw[1], max_hw[0]])
+    upper = max_hw.flip(0).repeat(2).to(boxes.dtype)  # (w, h, w, h)
     return torch.minimum(boxes.clamp(min=0), upper)
 
 
@@ -145,17 +153,39 @@ def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
     return torch.cat([t, pad], dim=0)[:rows]
 
 
-class DetectorForExport(nn.Module):
-    """mmdet's two-stage test path for one fixed-size image, as a plain module (see module doc).
+def _nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, iou: float,
+         class_agnostic: bool) -> torch.Tensor:
+    """Indices kept by mmcv's ``batched_nms`` rule, best first: NMS within each group (class or
+    level), or across all boxes with ``class_agnostic``.
 
-    ``detector`` is a fused (``fuse_for_export``) mmdet TwoStageDetector in eval mode;
-    ``input_hw`` the fixed input size (the anchors are built for it).
+    Groups are kept apart as mmcv does it, by shifting each group's boxes by its index times
+    (largest coordinate + 1), so one standard NMS op never suppresses across groups. The 0 in
+    the maximum keeps an empty set (no box above ``score_thr``) a valid graph input; boxes are
+    clipped to >= 0, so it changes nothing else.
+    """
+    if not class_agnostic:
+        largest = torch.cat([boxes.reshape(-1), boxes.new_zeros(1)]).max()
+        boxes = boxes + (groups.to(boxes.dtype) * (largest + 1))[:, None]
+    return nms(boxes, scores, iou)
+
+
+def _num_rows(t: torch.Tensor) -> torch.Tensor:
+    """``t.shape[0]`` as a 0-d tensor (a graph value when traced, not a constant)."""
+    return torch._shape_as_tensor(t)[0]
+
+
+class DetectorForExport(nn.Module):
+    """mmdet's two-stage test path for one image of any size, as a plain module (module doc).
+
+    ``detector`` is a fused (``fuse_for_export``) mmdet TwoStageDetector in eval mode.
+    ``forward(image, img_shape)``: see the module docstring.
     """
 
-    def __init__(self, detector: nn.Module, input_hw: Tuple[int, int]):
+    input_names = ('image', 'img_shape')
+
+    def __init__(self, detector: nn.Module):
         super().__init__()
         check_two_stage(detector)
-        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.backbone, self.neck = detector.backbone, detector.neck
         rpn, roi = detector.rpn_head, detector.roi_head
         self.rpn_head = rpn
@@ -172,21 +202,20 @@ class DetectorForExport(nn.Module):
         self.nms_pre = int(rpn_cfg.get('nms_pre', -1))
         self.rpn_max = int(rpn_cfg.max_per_img)
         self.rpn_iou = float(rpn_cfg.nms.iou_threshold)
+        self.rpn_class_agnostic = bool(rpn_cfg.nms.get('class_agnostic', False))
         self.min_bbox_size = float(rpn_cfg.get('min_bbox_size', -1))
         self.score_thr = float(rcnn_cfg.score_thr)
         self.rcnn_iou = float(rcnn_cfg.nms.iou_threshold)
+        self.rcnn_class_agnostic = bool(rcnn_cfg.nms.get('class_agnostic', False))
         self.max_per_img = int(rcnn_cfg.max_per_img)
         self.mask_thr_binary = float(rcnn_cfg.get('mask_thr_binary', 0.5))
         self.rpn_coder = self._coder(rpn.bbox_coder)
         self.box_coder = self._coder(roi.bbox_head.bbox_coder)
-        strides = rpn.prior_generator.strides
-        sizes = [(math.ceil(self.input_hw[0] / s[1]), math.ceil(self.input_hw[1] / s[0]))
-                 for s in strides]
-        with torch.no_grad():
-            anchors = rpn.prior_generator.grid_priors(sizes, device='cpu')
-        self.num_levels = len(anchors)
-        for i, a in enumerate(anchors):
-            self.register_buffer(f'anchors_{i}', a.float().contiguous(), persistent=False)
+        generator = rpn.prior_generator
+        self.strides = [(float(s[0]), float(s[1])) for s in generator.strides]
+        self.num_levels = len(self.strides)
+        for i, base in enumerate(generator.base_anchors):
+            self.register_buffer(f'base_anchors_{i}', base.float().clone(), persistent=False)
 
     @staticmethod
     def _coder(coder) -> dict:
@@ -197,20 +226,31 @@ class DetectorForExport(nn.Module):
     def output_names(self) -> Tuple[str, ...]:
         return DET_OUTPUTS if self.with_mask else BOX_OUTPUTS
 
-    def anchors(self) -> List[torch.Tensor]:
-        return [getattr(self, f'anchors_{i}') for i in range(self.num_levels)]
+    def level_anchors(self, level: int, cls_score: torch.Tensor) -> torch.Tensor:
+        """``AnchorGenerator.single_level_grid_priors`` for the size of ``cls_score``: the base
+        anchors shifted to every cell, cells row-major, the A anchors of a cell together."""
+        base = getattr(self, f'base_anchors_{level}')
+        stride_w, stride_h = self.strides[level]
+        shape = torch._shape_as_tensor(cls_score)
+        xs = torch.arange(shape[-1]).to(base.dtype) * stride_w
+        ys = torch.arange(shape[-2]).to(base.dtype) * stride_h
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+        x, y = grid_x.reshape(-1), grid_y.reshape(-1)
+        shifts = torch.stack([x, y, x, y], dim=1)
+        return (shifts[:, None, :] + base[None, :, :]).reshape(-1, 4)
 
-    def proposals(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    def proposals(self, feats: Sequence[torch.Tensor], img_shape: torch.Tensor) -> torch.Tensor:
         """RPN boxes (P, 4), P <= the RPN's ``max_per_img``."""
         cls_scores, bbox_preds = self.rpn_head(feats)
         boxes, scores, levels = [], [], []
-        for i, (cls, reg, anchors) in enumerate(zip(cls_scores, bbox_preds, self.anchors())):
+        for i, (cls, reg) in enumerate(zip(cls_scores, bbox_preds)):
+            anchors = self.level_anchors(i, cls)
             score = cls[0].permute(1, 2, 0).reshape(-1).sigmoid()
             delta = reg[0].permute(1, 2, 0).reshape(-1, 4)
-            if 0 < self.nms_pre < score.shape[0]:
-                score, keep = score.topk(self.nms_pre)
+            if self.nms_pre > 0:  # the best min(nms_pre, cells x A): k from the input's size
+                score, keep = score.topk(torch.clamp(_num_rows(score), max=self.nms_pre))
                 delta, anchors = delta[keep], anchors[keep]
-            boxes.append(decode_deltas(anchors, delta, max_hw=self.input_hw, **self.rpn_coder))
+            boxes.append(decode_deltas(anchors, delta, max_hw=img_shape, **self.rpn_coder))
             scores.append(score)
             levels.append(torch.full_like(score, i, dtype=torch.int64))
         boxes, scores, levels = torch.cat(boxes), torch.cat(scores), torch.cat(levels)
@@ -219,23 +259,24 @@ class DetectorForExport(nn.Module):
             valid = torch.nonzero((wh[:, 0] > self.min_bbox_size) &
                                   (wh[:, 1] > self.min_bbox_size)).squeeze(1)
             boxes, scores, levels = boxes[valid], scores[valid], levels[valid]
-        keep = batched_nms(boxes, scores, levels, self.rpn_iou)[:self.rpn_max]
+        keep = _nms(boxes, scores, levels, self.rpn_iou, self.rpn_class_agnostic)[:self.rpn_max]
         return boxes[keep]
 
-    def detections(self, feats, proposals):
+    def detections(self, feats, proposals, img_shape):
         """Box head -> (boxes, scores, labels) of the ``max_per_img`` best (n <= that many rows)."""
         cls_score, bbox_pred = self.bbox_head(self.bbox_roi(feats, proposals))
         scores = cls_score.softmax(-1)[:, :-1]                  # (P, C) without background
         classes = 1 if self.reg_class_agnostic else self.num_classes
         rois = proposals.repeat_interleave(classes, dim=0)
-        boxes = decode_deltas(rois, bbox_pred.reshape(-1, 4), max_hw=self.input_hw,
+        boxes = decode_deltas(rois, bbox_pred.reshape(-1, 4), max_hw=img_shape,
                               **self.box_coder).reshape(-1, classes, 4)
         boxes = boxes.expand(-1, self.num_classes, 4).reshape(-1, 4)
         labels = torch.arange(self.num_classes, device=scores.device).repeat(scores.shape[0])
         scores = scores.reshape(-1)
         valid = torch.nonzero(scores > self.score_thr).squeeze(1)
         boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
-        keep = batched_nms(boxes, scores, labels, self.rcnn_iou)[:self.max_per_img]
+        keep = _nms(boxes, scores, labels, self.rcnn_iou, self.rcnn_class_agnostic)
+        keep = keep[:self.max_per_img]
         return boxes[keep], scores[keep], labels[keep]
 
     def masks(self, feats, boxes, labels) -> torch.Tensor:
@@ -248,9 +289,9 @@ class DetectorForExport(nn.Module):
             logits = torch.gather(logits, 1, index)
         return logits[:, 0].sigmoid()
 
-    def forward(self, x: torch.Tensor):
-        feats = self.neck(self.backbone(x))
-        outputs = self.detections(feats, self.proposals(feats))
+    def forward(self, image: torch.Tensor, img_shape: torch.Tensor):
+        feats = self.neck(self.backbone(image))
+        outputs = self.detections(feats, self.proposals(feats, img_shape), img_shape)
         if self.with_mask:
             outputs = outputs + (self.masks(feats, outputs[0], outputs[2]),)
         return tuple(_pad_rows(o, self.max_per_img) for o in outputs)

@@ -1,48 +1,51 @@
-"""Accuracy of a model as a runtime runs it: top-1 (classifier), mIoU (segmentor), COCO mAP (detector).
+"""Accuracy of a deployed artifact against the toolbox's own model, on the same prepared images.
 
-The same function scores PyTorch and every exported artifact on the same prepared samples
-(:mod:`.inputs`), so the int8 figures are deltas against fp32 on identical inputs. mIoU is
-computed with mmseg's own ``IoUMetric`` arithmetic (per-class intersection / union over the whole
-set, classes absent from both prediction and ground truth ignored), the logits resized to the
-label map's size first, as mmseg's ``predict`` does. The detector is scored by mmdet's own
-``CocoMetric`` (bbox and, with masks, segm) on the images scored, its reference is mmdet's own
-``predict`` of the same (fused) model on the same padded inputs, and every image's detections
-are also matched one by one (:func:`.detections.match_detections`).
+``tools/deploy.py --val-data``: the config's test set (under another root) is prepared once
+(:mod:`.inputs`), then predicted twice: by the toolbox itself (mmseg / mmdet ``predict`` of the
+same fused model; the exported classifier module for mmpretrain) and by the artifact through the
+host step every consumer uses (:mod:`.predict`). Both are scored by the toolbox's own metric
+arithmetic (mmpretrain top-1, mmseg ``IoUMetric``, mmdet ``CocoMetric``), and compared image by
+image (top-1 agreement, pixel agreement, the top detections, :func:`.detections.compare_top`),
+so int8 figures are deltas against fp32 on identical inputs.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence
+import contextlib
+import io
+import os
+from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .inputs import Sample
+from ..utils.scope import toolbox_scope
+from .detections import compare_top, instances
+from .inputs import Prepared
+from .predict import Predictor, predict_all, torch_session
 
-#: one forward: normalised NCHW float32 -> the model's first output as an array
-Forward = Callable[[np.ndarray], np.ndarray]
+
+def reference_samples(em, prepared: Sequence[Prepared]) -> list:
+    """What the toolbox predicts for each prepared image (see module docstring)."""
+    if em.task == 'classifier':
+        return predict_all(Predictor(em.spec, torch_session(em.model)), prepared)
+    out = []
+    with toolbox_scope(em.spec.scope), torch.no_grad():
+        for p in prepared:
+            out.append(em.mm_model.predict(p.inputs, [p.data_sample.clone()])[0])
+    return out
 
 
-def top1(forward: Forward, samples: Sequence[Sample]) -> Dict[str, float]:
-    hits = [int(np.argmax(forward(s.inputs.numpy()).reshape(-1))) == s.label for s in samples]
+def top1(samples: Sequence) -> Dict[str, float]:
+    hits = [int(s.pred_label.reshape(-1)[0]) == int(s.gt_label.reshape(-1)[0]) for s in samples]
     return {'top1': float(np.mean(hits)), 'images': len(samples)}
 
 
-def _label_map(output: np.ndarray, size) -> torch.Tensor:
-    out = torch.from_numpy(np.asarray(output))
-    if out.dtype.is_floating_point:  # logits (1, C, H, W)
-        return F.interpolate(out.float(), size=size, mode='bilinear', align_corners=False).argmax(1)[0]
-    return F.interpolate(out.float().reshape(1, 1, *out.shape[-2:]), size=size,
-                         mode='nearest')[0, 0].long()  # an argmax map (1, H, W)
-
-
-def miou(forward: Forward, samples: Sequence[Sample], num_classes: int,
-         ignore_index: int = 255) -> Dict[str, float]:
+def miou(samples: Sequence, num_classes: int, ignore_index: int = 255) -> Dict[str, float]:
+    """mmseg ``IoUMetric``'s mIoU / aAcc over the whole set."""
     from mmseg.evaluation.metrics import IoUMetric
     totals = [torch.zeros(num_classes, dtype=torch.float64) for _ in range(4)]
     for s in samples:
-        label = torch.from_numpy(s.seg_map.astype(np.int64))
-        pred = _label_map(forward(s.inputs.numpy()), tuple(label.shape))
+        pred, label = s.pred_sem_seg.data[0].long(), s.gt_sem_seg.data[0].long()
         for total, area in zip(totals, IoUMetric.intersect_and_union(pred, label, num_classes,
                                                                      ignore_index)):
             total += area.double()
@@ -51,18 +54,8 @@ def miou(forward: Forward, samples: Sequence[Sample], num_classes: int,
             'images': len(samples)}
 
 
-def accuracy(task: str, forward: Forward, samples: Sequence[Sample],
-             num_classes: int = None) -> Dict[str, float]:
-    if task == 'classifier':
-        return top1(forward, samples)
-    if task == 'segmentor':
-        return miou(forward, samples, num_classes)
-    raise ValueError(f'accuracy is defined for the classifier and the segmentor, not {task!r}')
-
-
-def _ann_file(cfg, val_data) -> str:
+def ann_file(cfg, val_data) -> str:
     """The COCO annotation file of the config's test set (under ``val_data`` when given)."""
-    import os
     dataset = cfg.test_dataloader.dataset
     if val_data is not None:
         return os.path.join(val_data, dataset.ann_file)
@@ -70,12 +63,9 @@ def _ann_file(cfg, val_data) -> str:
     return evaluator.get('ann_file') or os.path.join(dataset.get('data_root', ''), dataset.ann_file)
 
 
-def coco_map(predictions, samples: Sequence[Sample], ann_file: str, classes: Sequence[str],
+def coco_map(samples: Sequence, ann: str, classes: Sequence[str],
              with_masks: bool) -> Dict[str, float]:
-    """mmdet ``CocoMetric`` over ``predictions`` (DetDataSamples), restricted to these images."""
-    import contextlib
-    import io
-
+    """mmdet ``CocoMetric`` over ``samples`` (predicted DetDataSamples), on these images only."""
     from mmdet.evaluation import CocoMetric
     from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
@@ -83,11 +73,10 @@ def coco_map(predictions, samples: Sequence[Sample], ann_file: str, classes: Seq
     logger.setLevel('ERROR')  # the COCO summary tables: the report carries the numbers
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            metric = CocoMetric(ann_file=ann_file,
-                                metric=['bbox', 'segm'] if with_masks else ['bbox'])
+            metric = CocoMetric(ann_file=ann, metric=['bbox', 'segm'] if with_masks else ['bbox'])
             metric.dataset_meta = {'classes': tuple(classes)}
-            metric.img_ids = [int(s.meta['img_id']) for s in samples]
-            for sample in predictions:
+            metric.img_ids = [int(s.metainfo['img_id']) for s in samples]
+            for sample in samples:
                 metric.process({}, [sample.to_dict()])
             raw = metric.evaluate(len(samples))
     finally:
@@ -97,32 +86,39 @@ def coco_map(predictions, samples: Sequence[Sample], ann_file: str, classes: Seq
                if k.replace('coco/', '') in keep}, 'images': len(samples)}
 
 
-def detector_accuracy(em, session, samples: Sequence[Sample], val_data=None) -> Dict[str, object]:
-    """COCO mAP of mmdet's own ``predict`` and of the artifact, and per-image matching."""
-    from mmdet.structures import DetDataSample
+def _agreement(task: str, reference: Sequence, artifact: Sequence) -> Dict[str, object]:
+    if task == 'classifier':
+        same = [int(a.pred_label[0]) == int(b.pred_label[0]) for a, b in zip(reference, artifact)]
+        return {'top1_agreement': float(np.mean(same))}
+    if task == 'segmentor':
+        agree = [float((a.pred_sem_seg.data == b.pred_sem_seg.data).float().mean())
+                 for a, b in zip(reference, artifact)]
+        return {'pixel_agreement_min': min(agree), 'pixel_agreement_mean': float(np.mean(agree))}
+    tops = [compare_top(instances(a), instances(b)) for a, b in zip(reference, artifact)]
+    return {'top_detections_compared': sum(t['compared'] for t in tops),
+            'top_detections_matched': sum(t['matched'] for t in tops),
+            'top_detections_rule': tops[0]['rule'] if tops else None}
 
-    from ..utils.scope import toolbox_scope
-    from .detections import match_summary, to_det_sample
-    mask_thr = em.model.mask_thr_binary
-    reference, artifact, pairs = [], [], []
-    with toolbox_scope('mmdet'), torch.no_grad():
-        for s in samples:
-            ref = em.mm_model.predict(s.inputs, [DetDataSample(metainfo=s.meta)], rescale=True)[0]
-            got = to_det_sample(session(s.inputs.numpy()), s.meta, mask_thr)
-            reference.append(ref)
-            artifact.append(got)
-            pairs.append(tuple([p.bboxes.numpy(), p.scores.numpy(), p.labels.numpy()]
-                               for p in (ref.pred_instances, got.pred_instances)))
-    ann_file = _ann_file(em.cfg, val_data)
-    classes = em.classes  # the config's metainfo; a COCO config names none: COCO's 80
-    if not classes:
+
+def accuracy(em, predictor: Predictor, prepared: Sequence[Prepared],
+             val_data=None) -> Dict[str, object]:
+    """The report's ``accuracy``: metric of the toolbox and of the artifact, delta, agreement."""
+    reference: List = reference_samples(em, prepared)
+    artifact: List = predict_all(predictor, prepared)
+    task = em.task
+    if task == 'classifier':
+        key, score = 'top1', top1
+    elif task == 'segmentor':
+        key, score = 'mIoU', lambda s: miou(s, em.num_classes)
+    else:
         from mmdet.datasets import CocoDataset
-        classes = CocoDataset.METAINFO['classes']
-    ref_map = coco_map(reference, samples, ann_file, classes, em.model.with_mask)
-    art_map = coco_map(artifact, samples, ann_file, classes, em.model.with_mask)
-    matches = match_summary(pairs)  # per image, in original image coordinates
-    return {'data': val_data, 'metric': 'coco', 'ann_file': ann_file,
-            'pytorch_fp32': ref_map, 'artifact': art_map,
-            'delta_points': {k: round(100 * (art_map[k] - ref_map[k]), 3)
-                             for k in ref_map if k != 'images'},
-            **{k: v for k, v in matches.items() if 'per_input' not in k}}
+        ann = ann_file(em.cfg, val_data)
+        classes = em.classes or CocoDataset.METAINFO['classes']  # a COCO config names none
+        key = None
+        score = lambda s: coco_map(s, ann, classes, em.model.with_mask)  # noqa: E731
+    ref, art = score(reference), score(artifact)
+    keys = [key] if key else [k for k in ref if k != 'images']
+    delta = {k: round(100 * (art[k] - ref[k]), 3) for k in keys}
+    return {'data': val_data, 'metric': key or 'coco', 'pytorch_fp32': ref, 'artifact': art,
+            'delta_points': delta[key] if key else delta,
+            **_agreement(task, reference, artifact)}

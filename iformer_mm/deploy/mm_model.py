@@ -13,6 +13,8 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+#: notices mmseg prints while it builds a Semantic FPN's losses (message starts)
+BUILD_NOTICES = ('Default ``avg_non_ignore`` is False', '``build_loss`` would be deprecated soon')
 #: task -> (toolbox scope, a key prefix only that task's checkpoints have, what to train it with)
 TASK_MODELS = {
     'segmentor': ('mmseg', 'decode_head.', 'a segmentation config'),
@@ -35,7 +37,8 @@ def build_mm_model(config, task: str, checkpoint: Optional[str] = None) -> nn.Mo
     if 'pretrained' in cfg or scope == 'mmseg':
         cfg['pretrained'] = None
     with toolbox_scope(scope), warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # the toolboxes' loss-construction notices
+        for notice in BUILD_NOTICES:  # the toolboxes' loss-construction notices, by name
+            warnings.filterwarnings('ignore', message=notice)
         model = revert_sync_batchnorm(MODELS.build(cfg))
     if checkpoint:
         ckpt = safe_load(checkpoint)

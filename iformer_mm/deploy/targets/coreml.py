@@ -13,12 +13,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
-import warnings
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 import torch
 
-from .base import DeployError, Target
+from .base import DeployError, Target, as_inputs, as_names, recorded_warnings
 
 # Everything a fused iFormer lowers to (and the Semantic FPN neck / head: ReLU, the FPN's nearest
 # and the head's bilinear upsampling, argmax; the detector FPN's extra level: a stride-2 max pool). Anything else (loops, gathers, custom layers) means
@@ -30,10 +29,15 @@ EXPECTED_OPS = frozenset({
     'relu', 'upsample_nearest_neighbor', 'upsample_bilinear', 'reduce_argmax', 'max_pool'})
 
 
+#: notices coremltools and the TorchScript tracer give on every import / conversion (recorded)
+NOTICES = ('Torch version', 'scikit-learn version', 'Failed to load _MLModelProxy',
+           '`torch.jit.trace` is deprecated', '`torch.jit.trace_method` is deprecated',
+           'The feature will be removed. Please remove usage of this function')
+
+
 def _import_coremltools():
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter('ignore')
+        with recorded_warnings(NOTICES), contextlib.redirect_stderr(io.StringIO()):
             import coremltools as ct
     except ImportError:
         raise DeployError('--target coreml needs coremltools: pip install "iformer-mm[deploy]" '
@@ -42,9 +46,11 @@ def _import_coremltools():
 
 
 def trace(model: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
-    """TorchScript trace of the (fused, eval) model on ``example``."""
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # jit.trace deprecation / tracer warnings
+    """TorchScript trace of the (fused, eval) model on ``example``, shapes as constants
+    (:func:`~iformer_mm.models.backbones.iformer.static_shapes`: Core ML cannot fold shape
+    arithmetic)."""
+    from ...models.backbones.iformer import static_shapes
+    with torch.no_grad(), static_shapes():
         return torch.jit.trace(model, example, check_trace=False)
 
 
@@ -52,8 +58,7 @@ def convert(traced: torch.jit.ScriptModule, input_shape: Sequence[int],
             output_names: Sequence[str], input_name: str, precision: str):
     """ct.convert to an ML Program at ``precision`` (see the module docstring)."""
     ct = _import_coremltools()
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter('ignore')
+    with contextlib.redirect_stderr(io.StringIO()):
         mlmodel = ct.convert(
             traced, inputs=[ct.TensorType(name=input_name, shape=tuple(input_shape))],
             outputs=[ct.TensorType(name=n) for n in output_names], convert_to='mlprogram',
@@ -69,8 +74,8 @@ def convert(traced: torch.jit.ScriptModule, input_shape: Sequence[int],
     return mlmodel
 
 
-def _shape(feature) -> Tuple[int, ...]:
-    return tuple(int(d) for d in feature.type.multiArrayType.shape)
+def _shape(feature) -> List[int]:
+    return [int(d) for d in feature.type.multiArrayType.shape]
 
 
 def _walk_ops(block, counts: collections.Counter) -> None:
@@ -102,8 +107,12 @@ def inspect_mlpackage(path: str) -> Dict[str, object]:
 class CoreMLTarget(Target):
 
     def export(self, model, example, output_names, precision, calibration, path, input_name,
-               metadata=None):
-        mlmodel = convert(trace(model, example), example.shape, output_names, input_name, precision)
+               metadata=None, dynamic_axes=None):
+        (example,) = as_inputs(example)
+        (input_name,) = as_names(input_name)
+        with recorded_warnings(NOTICES) as notes:
+            mlmodel = convert(trace(model, example), example.shape, output_names, input_name,
+                              precision)
         metadata = dict(metadata or {})
         mlmodel.short_description = metadata.pop('description', 'iFormer (fused)')
         mlmodel.user_defined_metadata.update({k: str(v) for k, v in metadata.items()})
@@ -120,7 +129,8 @@ class CoreMLTarget(Target):
                             f'(allowed: {sorted(EXPECTED_OPS)})')
         if problems:
             raise RuntimeError('Core ML package check failed: ' + '; '.join(problems))
-        return dict(report, precision_ran=f'{precision} (converted; runs on macOS / iOS only)')
+        return dict(report, precision_ran=f'{precision} (converted; runs on macOS / iOS only)',
+                    export_warnings=notes)
 
 
     def session(self, path, threads=None, precision='fp32'):

@@ -32,28 +32,34 @@ import logging
 import os
 import re
 import tempfile
-import warnings
-from typing import Dict, Optional
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from .base import Session, Target
+from .base import Session, Target, as_inputs, load_error, recorded_warnings
 from .profile import fold
 
 
+#: notices ExecuTorch, torchao and torch.export give on every export or load (recorded)
+NOTICES = ('This API is experimental and subject to change without notice',
+           'The feature will be removed. Please remove usage of this function',
+           'torch.ao.quantization is deprecated', 'Deprecated: Please use')
+
+
 @contextlib.contextmanager
-def _quiet():
-    """ExecuTorch and torch.export print pytree / deprecation notices on every export."""
+def _quiet() -> Iterator[List[str]]:
+    """ExecuTorch and torch.export log and print pytree / deprecation notices on every export:
+    their loggers go to ERROR, the named :data:`NOTICES` and tracer warnings are recorded
+    (:func:`.base.recorded_warnings`), any other warning shows."""
     loggers = [logging.getLogger(n) for n in ('torch._dynamo', 'torch.export', 'executorch')]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter('ignore')
-            yield
+        with recorded_warnings(NOTICES) as notes, contextlib.redirect_stdout(io.StringIO()):
+            yield notes
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
@@ -162,16 +168,16 @@ def _quantized_here(node) -> bool:
     return not (node.op == 'call_function' and 'conv2d' in str(node.target) and groups > 1)
 
 
-def _quantize(model: torch.nn.Module, example: torch.Tensor, calibration) -> torch.nn.Module:
+def _quantize(model: torch.nn.Module, example, calibration) -> torch.nn.Module:
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     quantizer = XNNPACKQuantizer().set_global(quantization_config())
     quantizer.set_filter_function(_quantized_here)
-    captured = torch.export.export(model, (example,)).module()
+    captured = torch.export.export(model, as_inputs(example)).module()
     prepared = prepare_pt2e(captured, quantizer)
     with torch.no_grad():
         for x in calibration:
-            prepared(x)
+            prepared(*as_inputs(x))
     return convert_pt2e(prepared)
 
 
@@ -196,13 +202,13 @@ def delegation(edge_program) -> Dict[str, object]:
 class ExecuTorchTarget(Target):
 
     def export(self, model, example, output_names, precision, calibration, path, input_name,
-               metadata=None):
+               metadata=None, dynamic_axes=None):
         from executorch.exir import to_edge_transform_and_lower
         model = band_large_depthwise(model)
-        with _quiet():
+        with _quiet() as notes:
             if precision == 'int8':
                 model = _quantize(model, example, calibration)
-            program = torch.export.export(model, (example,))
+            program = torch.export.export(model, as_inputs(example))
             edge = to_edge_transform_and_lower(program, partitioner=[_partitioner(precision)])
             facts = delegation(edge)
             buffer = edge.to_executorch().buffer
@@ -210,7 +216,7 @@ class ExecuTorchTarget(Target):
             f.write(buffer)
         if precision == 'int8':
             facts['kept_float'] = {'op_types': list(FLOAT_OPS), 'remainder_compiled_as': 'fp32'}
-        return dict(facts, precision_ran=precision, delegate='XNNPACK')
+        return dict(facts, precision_ran=precision, delegate='XNNPACK', export_warnings=notes)
 
     def session(self, path: str, threads: Optional[int] = None, precision: str = 'fp32') -> Session:
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
@@ -218,9 +224,12 @@ class ExecuTorchTarget(Target):
         if threads:
             _unsafe_reset_threadpool(threads)  # XNNPACK's process-wide threadpool
         with _quiet():
-            method = Runtime.get().load_program(path).load_method('forward')
-        return lambda x: [o.numpy() for o in method.execute([torch.from_numpy(
-            np.ascontiguousarray(x, dtype=np.float32))])]
+            try:
+                method = Runtime.get().load_program(path).load_method('forward')
+            except (RuntimeError, ValueError) as e:
+                raise load_error('executorch', path, e) from None
+        return lambda *x: [o.numpy() for o in method.execute([torch.from_numpy(
+            np.ascontiguousarray(a, dtype=np.float32)) for a in x])]
 
     def profile(self, path: str, x: np.ndarray, precision: str, threads: Optional[int] = None,
                 runs: int = 10) -> Dict[str, object]:
@@ -232,11 +241,12 @@ class ExecuTorchTarget(Target):
                                                                   _unsafe_reset_threadpool)
         if threads:
             _unsafe_reset_threadpool(threads)
-        feed = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        feed = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+                for a in ((x,) if isinstance(x, np.ndarray) else x)]
         with tempfile.TemporaryDirectory(prefix='iformer-et-profile-') as tmp, _quiet():
             module = _load_for_executorch(path, enable_etdump=True, debug_buffer_size=0)
             for _ in range(runs + 1):
-                module.forward([feed])
+                module.forward(feed)
             dump = os.path.join(tmp, 'run.etdp')
             module.write_etdump_result_to_file(dump)
             blocks = Inspector(etdump_path=dump).event_blocks

@@ -12,13 +12,13 @@ import contextlib
 import io
 import os
 import tempfile
-import warnings
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from .base import Calibration, Session, Target
+from .base import (Calibration, DynamicAxes, Inputs, Session, Target, as_inputs, as_names,
+                   load_error, recorded_warnings)
 from .profile import fold
 
 #: opset 20 has a native Gelu: in int8 QDQ graphs ORT then runs one Gelu kernel between the
@@ -31,14 +31,25 @@ OPSET = 20
 QUANTIZED_OPS = ('Conv', 'Gemm')
 
 
-def write_onnx(model: torch.nn.Module, example: torch.Tensor, path: str,
-               output_names: Sequence[str], input_name: str = 'image') -> None:
-    """torch.onnx.export (TorchScript exporter) of ``model`` at the example's static shape."""
-    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter('ignore')
-        torch.onnx.export(model, (example,), path, input_names=[input_name],
+#: notices torch's TorchScript ONNX exporter prints on every export (recorded in the report)
+EXPORT_NOTICES = ('You are using the legacy TorchScript-based ONNX export',
+                  'The feature will be removed. Please remove usage of this function',
+                  '`torch.jit.trace` is deprecated', '`torch.jit.trace_method` is deprecated')
+#: notices of onnxruntime's quantization tools
+QUANTIZE_NOTICES = ('Please consider to run pre-processing before quantization',)
+
+
+def write_onnx(model: torch.nn.Module, example: Inputs, path: str, output_names: Sequence[str],
+               input_name: Union[str, Sequence[str]] = 'image',
+               dynamic_axes: Optional[DynamicAxes] = None) -> List[str]:
+    """torch.onnx.export (TorchScript exporter) of ``model``: at the example's shapes, or with
+    ``dynamic_axes`` free. Returns the recorded export warnings (tracer warnings included)."""
+    with torch.no_grad(), recorded_warnings(EXPORT_NOTICES) as notes, \
+            contextlib.redirect_stdout(io.StringIO()):
+        torch.onnx.export(model, as_inputs(example), path, input_names=as_names(input_name),
                           output_names=list(output_names), opset_version=OPSET,
-                          do_constant_folding=True, dynamo=False)
+                          do_constant_folding=True, dynamo=False, dynamic_axes=dynamic_axes)
+    return notes
 
 
 def op_histogram(proto) -> Dict[str, int]:
@@ -59,64 +70,67 @@ def op_histogram(proto) -> Dict[str, int]:
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader over our normalised calibration tensors."""
+    """onnxruntime's CalibrationDataReader over our normalised calibration inputs."""
 
-    def __init__(self, input_name: str, calibration: Calibration):
-        self._items = iter([{input_name: t.numpy()} for t in calibration])
+    def __init__(self, input_names: Sequence[str], calibration: Calibration):
+        self._items = iter([{n: t.numpy() for n, t in zip(input_names, as_inputs(item))}
+                            for item in calibration])
 
     def get_next(self):
         return next(self._items, None)
 
 
 def quantize_int8(fp32_path: str, out_path: str, calibration: Calibration,
-                  input_name: str) -> None:
+                  input_name: Union[str, Sequence[str]]) -> List[str]:
+    """Static QDQ int8 of ``fp32_path``; returns the quantizer's recorded notices."""
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
     with tempfile.TemporaryDirectory(prefix='iformer-ort-') as tmp:
         prepared = os.path.join(tmp, 'prepared.onnx')
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter('ignore')
+        with contextlib.redirect_stdout(io.StringIO()), recorded_warnings(QUANTIZE_NOTICES) as notes:
             quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
-            quantize_static(prepared, out_path, _Reader(input_name, calibration),
+            quantize_static(prepared, out_path, _Reader(as_names(input_name), calibration),
                             quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8, per_channel=True,
                             op_types_to_quantize=list(QUANTIZED_OPS),
                             calibrate_method=CalibrationMethod.MinMax)
+    return notes
 
 
 class OnnxRuntimeTarget(Target):
+    dynamic_shapes = True
 
     def export(self, model, example, output_names, precision, calibration, path, input_name,
-               metadata=None):
+               metadata=None, dynamic_axes=None):
         if precision == 'fp32':
-            write_onnx(model, example, path, output_names, input_name)
+            notes = write_onnx(model, example, path, output_names, input_name, dynamic_axes)
         else:
             with tempfile.TemporaryDirectory(prefix='iformer-ort-') as tmp:
                 fp32 = os.path.join(tmp, 'fp32.onnx')
-                write_onnx(model, example, fp32, output_names, input_name)
-                quantize_int8(fp32, path, calibration, input_name)
+                notes = write_onnx(model, example, fp32, output_names, input_name, dynamic_axes)
+                notes += quantize_int8(fp32, path, calibration, input_name)
         import onnx
         proto = onnx.load(path)
         onnx.helper.set_model_props(proto, {k: str(v) for k, v in (metadata or {}).items()})
         onnx.save(proto, path)
         onnx.checker.check_model(proto)
         return {'opset': OPSET, 'ops': op_histogram(proto), 'precision_ran': precision,
-                'quantized_ops': list(QUANTIZED_OPS) if precision == 'int8' else []}
+                'quantized_ops': list(QUANTIZED_OPS) if precision == 'int8' else [],
+                'export_warnings': notes}
 
     def session(self, path: str, threads: Optional[int] = None, precision: str = 'fp32') -> Session:
         sess = self._inference_session(path, threads)
-        name = sess.get_inputs()[0].name
-        return lambda x: sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})
+        return lambda *x: sess.run(None, _feed(sess, x))
 
-    def profile(self, path: str, x: np.ndarray, precision: str, threads: Optional[int] = None,
+    def profile(self, path: str, x, precision: str, threads: Optional[int] = None,
                 runs: int = 10) -> Dict[str, object]:
         """ONNX Runtime's profiler over ``runs`` inferences: kernel time per op type of the
         optimized graph (after QDQ fusion: ``QLinearConv``, ``QLinearMatMul``, ...), precision
         from the kernel's first input (``QuantizeLinear`` / ``DequantizeLinear`` are converts)."""
         with tempfile.TemporaryDirectory(prefix='iformer-ort-profile-') as tmp:
             sess = self._inference_session(path, threads, os.path.join(tmp, 'ort'))
-            feed = {sess.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
+            feed = _feed(sess, (x,) if isinstance(x, np.ndarray) else x)
             for _ in range(runs + 1):
                 sess.run(None, feed)
             events = _node_events(sess.end_profiling())
@@ -137,7 +151,25 @@ class OnnxRuntimeTarget(Target):
         # one process (ours, timm, int8) with spinning made each run 2x slower on 2 cores
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         options.log_severity_level = 3
-        return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        try:
+            return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        except (ort.capi.onnxruntime_pybind11_state.Fail,
+                ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,
+                ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+                ort.capi.onnxruntime_pybind11_state.NoSuchFile) as e:
+            raise load_error('onnxruntime', path, e) from None
+
+
+def _feed(sess, arrays) -> Dict[str, np.ndarray]:
+    """Input name -> array, in the session's input order, each in the dtype the graph declares
+    (float32 image, int64 ``img_shape``)."""
+    dtypes = {'tensor(float)': np.float32, 'tensor(int64)': np.int64}
+    inputs = sess.get_inputs()
+    if len(arrays) != len(inputs):
+        raise ValueError(f'the artifact takes {len(inputs)} inputs '
+                         f'({[i.name for i in inputs]}), got {len(arrays)}')
+    return {i.name: np.ascontiguousarray(a, dtype=dtypes.get(i.type, np.float32))
+            for i, a in zip(inputs, arrays)}
 
 
 def _node_events(trace_path: str) -> list:

@@ -21,12 +21,12 @@ import collections
 import contextlib
 import io
 import os
-import warnings
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
-from .base import Session, Target
+from .base import (DynamicAxes, Session, Target, as_inputs, as_names, load_error,
+                   recorded_warnings)
 from .profile import fold
 
 XML = 'model.xml'
@@ -49,11 +49,26 @@ def inference_precision(precision: str) -> str:
     return INFERENCE_PRECISION[precision]
 
 
-def _convert(model, example):
+#: notices of OpenVINO's PyTorch frontend (it traces with TorchScript) and of NNCF
+CONVERT_NOTICES = ('`torch.jit.trace` is deprecated', '`torch.jit.trace_method` is deprecated',
+                   'The feature will be removed. Please remove usage of this function')
+QUANTIZE_NOTICES = ('`torch.jit.trace` is deprecated', 'NNCF provides best results with torch')
+
+
+def _convert(model, example, input_names, dynamic_axes: Optional[DynamicAxes], notes: List[str]):
+    """ov.convert_model: at the example's shapes, or with ``dynamic_axes`` (-1 dims) free."""
     import openvino as ov
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter('ignore')
-        return ov.convert_model(model, example_input=example)
+    example = as_inputs(example)
+    shapes = None
+    if dynamic_axes:
+        shapes = [ov.PartialShape([-1 if axis in dynamic_axes.get(name, {}) else int(size)
+                                   for axis, size in enumerate(t.shape)])
+                  for name, t in zip(input_names, example)]
+    with recorded_warnings(CONVERT_NOTICES) as recorded, contextlib.redirect_stdout(io.StringIO()):
+        ov_model = ov.convert_model(model, example_input=example if len(example) > 1 else example[0],
+                                    input=shapes)
+    notes.extend(recorded)
+    return ov_model
 
 
 #: op types NNCF leaves in float. Depthwise convolutions: the CPU plugin's int8 depthwise kernel
@@ -63,7 +78,7 @@ def _convert(model, example):
 FLOAT_OP_TYPES = ('GroupConvolution',)
 
 
-def _quantize(ov_model, calibration):
+def _quantize(ov_model, calibration, notes: List[str]):
     """NNCF post-training quantization: the transformer-aware model type (it keeps softmax /
     layer-norm style ops float and quantizes the attention MatMuls), the MIXED preset (symmetric
     weights, asymmetric activations: post-GELU activations are one-sided), depthwise convs in
@@ -78,16 +93,19 @@ def _quantize(ov_model, calibration):
     level = nncf_logger.level
     nncf_logger.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter('ignore')
-            return _nncf_quantize(nncf, ov_model, calibration)
+        with recorded_warnings(QUANTIZE_NOTICES) as recorded, \
+                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            quantized = _nncf_quantize(nncf, ov_model, calibration)
+        notes.extend(recorded)
+        return quantized
     finally:
         nncf_logger.setLevel(level)
 
 
 def _nncf_quantize(nncf, ov_model, calibration):
-    return nncf.quantize(ov_model, nncf.Dataset([t.numpy() for t in calibration]),
+    items = [[t.numpy() for t in as_inputs(item)] for item in calibration]
+    items = [item[0] if len(item) == 1 else item for item in items]
+    return nncf.quantize(ov_model, nncf.Dataset(items),
                          subset_size=len(calibration), model_type=nncf.ModelType.TRANSFORMER,
                          preset=nncf.QuantizationPreset.MIXED,
                          ignored_scope=nncf.IgnoredScope(types=list(FLOAT_OP_TYPES), validate=False))
@@ -105,24 +123,28 @@ def op_histogram(ov_model) -> collections.Counter:
 
 
 class OpenVinoTarget(Target):
+    dynamic_shapes = True
 
     def export(self, model, example, output_names, precision, calibration, path, input_name,
-               metadata=None):
+               metadata=None, dynamic_axes=None):
         import openvino as ov
-        ov_model = _convert(model, example)
-        for port, name in zip(ov_model.inputs, [input_name]):
+        notes: List[str] = []
+        input_names = as_names(input_name)
+        ov_model = _convert(model, example, input_names, dynamic_axes, notes)
+        for port, name in zip(ov_model.inputs, input_names):
             port.get_tensor().set_names({name})
         for port, name in zip(ov_model.outputs, output_names):
             port.get_tensor().set_names({name})
         if precision == 'int8':
-            ov_model = _quantize(ov_model, calibration)
+            ov_model = _quantize(ov_model, calibration, notes)
         for key, value in dict(metadata or {}, **{
                 'iformer.compile': f'INFERENCE_PRECISION_HINT={inference_precision(precision)}'
                 }).items():
             ov_model.set_rt_info(str(value), ['iformer', key])
         os.makedirs(path)
         ov.save_model(ov_model, os.path.join(path, XML), compress_to_fp16=precision == 'fp16')
-        facts = {'ops': dict(op_histogram(ov_model).most_common()), 'ir': XML}
+        facts = {'ops': dict(op_histogram(ov_model).most_common()), 'ir': XML,
+                 'export_warnings': notes}
         if precision == 'int8':
             facts['kept_float'] = {'op_types': list(FLOAT_OP_TYPES),
                                    'remainder_compiled_as': inference_precision(precision)}
@@ -136,20 +158,27 @@ class OpenVinoTarget(Target):
             config['INFERENCE_NUM_THREADS'] = threads
         if perf_count:
             config['PERF_COUNT'] = True
-        return ov.Core().compile_model(os.path.join(path, XML), 'CPU', config)
+        core = ov.Core()
+        try:
+            model = core.read_model(os.path.join(path, XML))
+        except RuntimeError as e:
+            raise load_error('openvino', path, e) from None
+        return core.compile_model(model, 'CPU', config)
 
     def session(self, path: str, threads: Optional[int] = None, precision: str = 'fp32') -> Session:
-        return _CompiledSession(self._compile(path, threads, precision))
+        return _CompiledSession(self._compile(path, threads, precision),
+                                inference_precision(precision))
 
-    def profile(self, path: str, x: np.ndarray, precision: str, threads: Optional[int] = None,
+    def profile(self, path: str, x, precision: str, threads: Optional[int] = None,
                 runs: int = 10) -> Dict[str, object]:
         """Performance counters of ``runs`` inferences: op type x kernel precision (the suffix
         of the CPU plugin's ``exec_type``, e.g. ``brgconv_avx512_I8`` -> ``i8``)."""
         session = _CompiledSession(self._compile(path, threads, precision, perf_count=True))
-        session(x)  # warm-up
+        x = (x,) if isinstance(x, np.ndarray) else tuple(x)
+        session(*x)  # warm-up
         events = []
         for _ in range(runs):
-            session(x)
+            session(*x)
             for info in session.request.profiling_info:
                 if info.status != info.Status.EXECUTED or info.node_type in ('Parameter', 'Result'):
                     continue
@@ -170,8 +199,9 @@ class OpenVinoTarget(Target):
         hint = hint.get_type_name() if hasattr(hint, 'get_type_name') else str(hint)
         facts = {'inference_precision_hint': hint, 'kernels_by_precision': dict(ran.most_common()),
                  'precision_ran': _summarize(ran)}
-        if hint in ('f16', 'bf16') and hint not in facts['precision_ran'].split(' + '):
-            facts['note'] = (f'{hint} was asked; this CPU has no {hint} arithmetic, so the CPU '
+        asked = getattr(session, 'asked', hint)
+        if asked in ('f16', 'bf16') and asked not in facts['precision_ran'].split(' + '):
+            facts['note'] = (f'{asked} was asked; this CPU has no {asked} arithmetic, so the CPU '
                              f"plugin ran {facts['precision_ran']}")
         elif hint == 'f16':
             facts['note'] = f"fp16 weights; the CPU plugin ran {facts['precision_ran']}"
@@ -182,12 +212,17 @@ class _CompiledSession:
     """A compiled model and one infer request, called like every target's session; the
     compiled model stays readable for :meth:`OpenVinoTarget.runtime_facts` (no second compile)."""
 
-    def __init__(self, compiled):
-        self.compiled = compiled
+    def __init__(self, compiled, asked: Optional[str] = None):
+        self.compiled, self.asked = compiled, asked
         self.request = compiled.create_infer_request()
+        self.dtypes = [np.int64 if port.get_element_type().get_type_name() == 'i64'
+                       else np.float32 for port in compiled.inputs]
 
-    def __call__(self, x: np.ndarray):
-        result = self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+    def __call__(self, *x: np.ndarray):
+        if len(x) != len(self.dtypes):
+            raise ValueError(f'the artifact takes {len(self.dtypes)} inputs, got {len(x)}')
+        result = self.request.infer({i: np.ascontiguousarray(a, dtype=dtype)
+                                     for i, (a, dtype) in enumerate(zip(x, self.dtypes))})
         return [np.asarray(result[o]) for o in self.compiled.outputs]
 
 

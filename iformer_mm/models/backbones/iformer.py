@@ -23,7 +23,8 @@ parser are :mod:`.iformer_arch`.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+import contextlib
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -37,6 +38,32 @@ from ...checkpoint import resolve_on_rank_zero_first
 from .fused_cpu_ops import RunBlock, run_fused, run_plain, use_fused_kernels
 from .iformer_arch import NUM_STAGES, resolve_arch
 from .iformer_keys import load_backbone_weights, rename_official_keys_inplace
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes as an exporter should see them
+# ----------------------------------------------------------------------------------------------
+_STATIC_SHAPES = [False]
+
+
+@contextlib.contextmanager
+def static_shapes() -> Iterator[None]:
+    """Read tensor shapes as Python ints inside this block (see :func:`dims`).
+
+    Why: a traced graph records shape arithmetic (window padding, reshapes) as graph ops, which
+    is what a dynamic-shape ONNX / OpenVINO artifact needs; Core ML's converter cannot fold such
+    ops and wants constants, so its trace runs inside this block.
+    """
+    previous, _STATIC_SHAPES[0] = _STATIC_SHAPES[0], True
+    try:
+        yield
+    finally:
+        _STATIC_SHAPES[0] = previous
+
+
+def dims(x: torch.Tensor) -> Tuple:
+    """``x.shape`` as Python ints inside :func:`static_shapes`, else as the tracer sees it."""
+    return tuple(int(s) for s in x.shape) if _STATIC_SHAPES[0] else tuple(x.shape)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -227,10 +254,10 @@ class SHMA(nn.Module):
 
         Written for the export targets: static channel slices (not ``split``) and ``bmm`` (not a
         broadcasting ``@``, which exports as expand + bmm) are ops every runtime delegates
-        (ExecuTorch's XNNPACK takes the whole classifier as one partition). Shapes are read as
-        Python ints so traced graphs (Core ML, ONNX) have constant reshapes.
+        (ExecuTorch's XNNPACK takes the whole classifier as one partition). Shapes through
+        :func:`dims`: traced for dynamic-shape artifacts, constants for Core ML.
         """
-        B, _, H, W = (int(s) for s in x.shape)
+        B, _, H, W = dims(x)
         n, da, d = H * W, self.attn_dim, self.dim
         qkvg = self.qkvg(x).reshape(B, 2 * da + 2 * d, n)
         vg = torch.sigmoid(qkvg[:, 2 * da:])
@@ -305,11 +332,11 @@ def window_partition(x: torch.Tensor, window_size: int) -> Tuple[torch.Tensor, T
     """Zero-pad (right/bottom) to a multiple of ``window_size`` and cut into windows.
 
     Returns windows (B*nH*nW, C, ws, ws) and the geometry needed by :func:`window_merge`.
-    Shapes are read as Python ints so that traced graphs keep constant geometry (Core ML).
+    Shapes through :func:`dims`: a dynamic-shape artifact computes the padding from its input.
     """
-    B, C, H, W = (int(s) for s in x.shape)
+    B, C, H, W = dims(x)
     pad_h, pad_w = (-H) % window_size, (-W) % window_size
-    if pad_h or pad_w:
+    if not isinstance(pad_h, int) or pad_h or pad_w:  # traced sizes: the input decides
         x = F.pad(x, (0, pad_w, 0, pad_h))
     nh, nw = (H + pad_h) // window_size, (W + pad_w) // window_size
     x = x.permute(0, 2, 3, 1).reshape(B, nh, window_size, nw, window_size, C)
@@ -320,7 +347,7 @@ def window_partition(x: torch.Tensor, window_size: int) -> Tuple[torch.Tensor, T
 def window_merge(windows: torch.Tensor, geometry: Tuple[int, ...]) -> torch.Tensor:
     """Inverse of :func:`window_partition`: stitch windows and crop the padding."""
     B, H, W, nh, nw = geometry
-    C, ws = int(windows.shape[1]), int(windows.shape[2])
+    C, ws = dims(windows)[1:3]
     x = windows.permute(0, 2, 3, 1).reshape(B, nh, nw, ws, ws, C)
     x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, nh * ws, nw * ws, C)
     return x[:, :H, :W].permute(0, 3, 1, 2)
