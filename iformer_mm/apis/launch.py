@@ -5,9 +5,10 @@ as in each toolbox's own tools. Additions over those tools, each for a measured 
 
 * CPU runs of a config whose ``env_cfg.dist_cfg.backend`` is ``nccl`` switch to ``gloo``
   (one config for ``torchrun`` on GPUs and on CPU), and torchrun works without GPUs;
-* ``tools/test.py CONFIG iFormer_m.pth`` accepts a published classification file directly
-  (converted in memory to the mm layout; published det/seg files load as they are), and a URL
-  (downloaded once into the torch hub cache, :mod:`iformer_mm.checkpoint.download`);
+* ``tools/test.py CONFIG iFormer_m.pth`` accepts a published classification file or a timm file
+  (``.pth`` / ``.bin`` / ``.safetensors``) directly (given to the model in the mm layout;
+  published det/seg files load as they are), a URL or an ``hf-hub:`` name (downloaded once into
+  its cache, :mod:`iformer_mm.checkpoint.download`);
 * checkpoints are written atomically (:mod:`iformer_mm.engine.atomic_backend`);
 * checkpoints carry the random generators' state, so ``--resume`` continues exactly
   (:class:`iformer_mm.engine.hooks.RandomStateHook`);
@@ -21,7 +22,6 @@ import contextlib
 import os
 import os.path as osp
 import sys
-import tempfile
 from typing import Iterator, List, Optional, Sequence
 
 from ..utils.cli import ToolParser, error_exit
@@ -66,7 +66,8 @@ def train_parser(prog: str = 'train.py') -> argparse.ArgumentParser:
 def test_parser(prog: str = 'test.py') -> argparse.ArgumentParser:
     p = ToolParser(prog=prog, description='Evaluate an iFormer model (mmpretrain/mmdet/mmseg config)')
     p.add_argument('config', help='config file')
-    p.add_argument('checkpoint', help='mm checkpoint, or a published iFormer .pth')
+    p.add_argument('checkpoint', help='mm checkpoint, a published iFormer .pth or a timm file; a '
+                                      'path, URL or hf-hub:ORG/REPO')
     p.add_argument('--out', help='dump raw predictions to this .pkl file')
     _common_args(p)
     return p
@@ -219,23 +220,22 @@ def train(argv: Optional[Sequence[str]] = None) -> None:
 def test(argv: Optional[Sequence[str]] = None) -> dict:
     args = test_parser().parse_args(argv)
     cfg = load_run_config(args.config, args)
-    from ..zoo.convert import mm_loadable_checkpoint
-    from ..checkpoint import is_url
-    if not is_url(args.checkpoint) and not osp.isfile(args.checkpoint):
+    from ..checkpoint import is_remote
+    if not is_remote(args.checkpoint) and not osp.isfile(args.checkpoint):
         raise LaunchError(f'checkpoint not found: {args.checkpoint}')
     check_data_paths(cfg, ['test_dataloader'])
-    with tempfile.TemporaryDirectory() as tmp:
-        # a URL is fetched once into the torch hub cache; a published file is converted
-        cfg.load_from = mm_loadable_checkpoint(args.checkpoint, tmp)
-        if args.out:
-            if not args.out.endswith(('.pkl', '.pickle')):
-                raise LaunchError(f'--out must end with .pkl, got {args.out}')
-            dump = (dict(type='DumpDetResults', out_file_path=args.out) if cfg.default_scope == 'mmdet'
-                    else dict(type='DumpResults', out_file_path=args.out))
-            evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
-            cfg.test_evaluator = list(evaluators) + [dump]
-        with _cpu_process_group(cfg):
-            return _build_runner(cfg).test()
+    # mmengine reads it through our loader (iformer_mm.zoo.mm_loader): a URL or Hub name is
+    # fetched once into its cache, a release or timm file is given to the model in the mm layout
+    cfg.load_from = args.checkpoint
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise LaunchError(f'--out must end with .pkl, got {args.out}')
+        dump = (dict(type='DumpDetResults', out_file_path=args.out) if cfg.default_scope == 'mmdet'
+                else dict(type='DumpResults', out_file_path=args.out))
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        cfg.test_evaluator = list(evaluators) + [dump]
+    with _cpu_process_group(cfg):
+        return _build_runner(cfg).test()
 
 
 def main(command: str, argv: Optional[List[str]] = None) -> int:
