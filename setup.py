@@ -43,7 +43,9 @@ setup(
     packages=find_packages(include=['iformer_mm', 'iformer_mm.*']),
     cmdclass={'build_py': BuildWithModelIndex},
     python_requires='>=3.9',
-    install_requires=['torch>=2.0', 'mmengine>=0.10', 'timm>=1.0.31', 'numpy'],
+    # huggingface_hub and safetensors (hf-hub: names, .safetensors files) also come with timm
+    install_requires=['torch>=2.0', 'mmengine>=0.10', 'timm>=1.0.31', 'numpy', 'huggingface_hub',
+                      'safetensors'],
     extras_require={
         'cls': ['mmpretrain>=1.2.0'],
         'det': ['mmdet>=3.3.0', 'mmcv>=2.1.0,<2.2.0'],

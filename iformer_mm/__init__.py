@@ -4,7 +4,8 @@ Importing the package (``custom_imports=dict(imports=['iformer_mm'])``) register
 the backbone and the optimizer constructors always (they need only mmengine), the mmpretrain heads
 and classifiers when mmpretrain is installed. It also allowlists the types mmengine 0.10 stores in
 its checkpoints for torch's ``weights_only`` loading (:mod:`iformer_mm.checkpoint.safe_globals`),
-makes mmengine read http(s) checkpoints through our cache and safe loader
+makes mmengine read checkpoints (paths, http(s) URLs, ``hf-hub:`` names; release, timm and mm
+layouts; ``.pth`` / ``.bin`` / ``.safetensors``) through our caches and safe loader
 (:mod:`iformer_mm.zoo.mm_loader`) and, with mmpretrain, registers the model names
 (``iformer-m_in1k``, ...) in its ``ModelHub`` (:mod:`iformer_mm.zoo.model_hub`).
 
@@ -18,10 +19,10 @@ register_mmengine_checkpoint_globals()
 
 from . import engine  # noqa: E402,F401  (optimizer constructors, hooks, atomic backend)
 from .models import IFormer  # noqa: E402  (and the mmpretrain heads when mmpretrain is there)
-from .zoo.mm_loader import register_url_loader  # noqa: E402
+from .zoo.mm_loader import register_checkpoint_loader  # noqa: E402
 from .zoo.model_hub import register_with_mmpretrain  # noqa: E402
 
-register_url_loader()
+register_checkpoint_loader()
 register_with_mmpretrain()
 
 __all__ = ['__version__', 'IFormer']

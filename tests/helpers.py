@@ -55,6 +55,15 @@ def release_file(folder: Path, seed: int) -> Tuple[torch.nn.Module, Path]:
     return model, path
 
 
+def random_timm_iformer(variant: str, seed: int = 0, **timm_kwargs) -> torch.nn.Module:
+    """timm's own ``iformer_{variant}`` (e.g. ``'m_distilled'``): random weights, BatchNorm
+    statistics randomised (:func:`randomize_bn`), eval mode. The reference of the timm-layout
+    tests: its ``state_dict()`` is what timm and the Hub files hold."""
+    import timm
+    torch.manual_seed(seed)
+    return randomize_bn(timm.create_model(f'iformer_{variant}', **timm_kwargs), seed).eval()
+
+
 def timm_twin(source: Union[torch.nn.Module, Mapping, str, Path], arch: str,
               num_classes: int = 0, **timm_kwargs) -> torch.nn.Module:
     """timm's ``iformer_{arch}`` holding the weights of ``source``, in eval mode.
@@ -112,28 +121,41 @@ class LoopbackServer:
     ``add(name, data)`` serves ``data`` at ``/name``; ``truncate_at`` announces the full length
     but closes the connection after that many bytes (a cut-off transfer); ``pause_at`` sends
     that many bytes, then waits for ``resume.set()`` (a download caught mid-way);
-    ``content_type`` e.g. ``'text/html'`` for an error page. Unknown paths get 404. Use as a
-    context manager.
+    ``content_type`` e.g. ``'text/html'`` for an error page; ``headers`` are sent with the file
+    (e.g. what the Hugging Face Hub answers). HEAD gets the headers of GET. Unknown paths get
+    404. Use as a context manager.
     """
 
     def __init__(self):
-        self.files: Dict[str, Tuple[bytes, str, Optional[int], Optional[int]]] = {}
+        self.files: Dict[str, Tuple[bytes, str, Optional[int], Optional[int], Dict[str, str]]] = {}
         self.requests: collections.Counter = collections.Counter()
         self.resume = threading.Event()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802  (http.server's name)
+            def _head(self) -> Optional[tuple]:
                 name = self.path.lstrip('/')
-                server.requests[name] += 1
                 if name not in server.files:
                     self.send_error(404, 'Not Found')
-                    return
-                data, kind, cut, pause = server.files[name]
+                    return None
+                data, kind, cut, pause, headers = server.files[name]
                 self.send_response(200)
                 self.send_header('Content-Type', kind)
                 self.send_header('Content-Length', str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
                 self.end_headers()
+                return data, cut, pause
+
+            def do_HEAD(self):  # noqa: N802  (http.server's name)
+                self._head()
+
+            def do_GET(self):  # noqa: N802
+                server.requests[self.path.lstrip('/')] += 1
+                found = self._head()
+                if found is None:
+                    return
+                data, cut, pause = found
                 if pause is not None:
                     self.wfile.write(data[:pause])
                     self.wfile.flush()
@@ -152,8 +174,9 @@ class LoopbackServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def add(self, name: str, data: bytes, content_type: str = 'application/octet-stream',
-            truncate_at: Optional[int] = None, pause_at: Optional[int] = None) -> str:
-        self.files[name] = (data, content_type, truncate_at, pause_at)
+            truncate_at: Optional[int] = None, pause_at: Optional[int] = None,
+            headers: Optional[Dict[str, str]] = None) -> str:
+        self.files[name] = (data, content_type, truncate_at, pause_at, dict(headers or {}))
         return self.url(name)
 
     def url(self, name: str) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from iformer_mm.checkpoint import CheckpointError, atomic_torch_save, safe_load
+from iformer_mm.checkpoint import CheckpointError, atomic_safetensors_save, atomic_torch_save, safe_load
 from iformer_mm.models.backbones.iformer_keys import guess_variant, official_to_ours_key, ours_to_official
 from iformer_mm.models.backbones.iformer import IFormer
 
@@ -125,6 +125,8 @@ def test_malicious_pickle_is_refused_and_not_run(tmp_path):
     ('truncated', 'truncated or not a PyTorch checkpoint'),
     ('folder', 'not a file'),
     ('list', 'holds a list'),
+    ('safetensors_truncated', r'not a complete safetensors file \(it is truncated or damaged'),
+    ('safetensors_header', 'safetensors header is damaged'),
 ])
 def test_bad_files_get_clear_errors(tmp_path, kind, message):
     path = tmp_path / 'bad.pth'
@@ -140,8 +142,23 @@ def test_bad_files_get_clear_errors(tmp_path, kind, message):
         path.mkdir()
     elif kind == 'list':
         torch.save([torch.zeros(1)], path)
+    elif kind.startswith('safetensors'):  # told by the content, whatever the name
+        from safetensors.torch import save
+        data = save({'stem.conv1.c.weight': torch.zeros(16, 3, 5, 5)})
+        length = int.from_bytes(data[:8], 'little')
+        path.write_bytes(data[:-10] if kind == 'safetensors_truncated' else
+                         data[:8] + b'{' + b' ' * (length - 1) + data[8 + length:])
     with pytest.raises(CheckpointError, match=message):
         safe_load(path)
+
+
+def test_safetensors_files_round_trip_without_pickle(tmp_path):
+    state = {'stem.conv1.c.weight': torch.randn(16, 3, 5, 5), 'head.head.l.bias': torch.arange(3.)}
+    path = tmp_path / 'model.bin'  # the content decides, not the name
+    atomic_safetensors_save(state, path)
+    loaded = safe_load(path)
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], v) for k, v in state.items())
+    assert list(tmp_path.iterdir()) == [path]
 
 
 def test_atomic_save_leaves_nothing_on_failure(tmp_path):

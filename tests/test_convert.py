@@ -1,5 +1,11 @@
-"""tools/convert_official.py and iformer_mm.convert: published -> mm files; bad input is refused
-with one line and no output file; malicious pickles are never executed."""
+"""tools/convert.py (and its first name, tools/convert_official.py), iformer_mm.zoo.convert.
+
+Published -> mm files; an mm classifier (as mmengine saves it from our config) and the backbone of
+a dense checkpoint -> timm's layout (``.safetensors`` / ``.pth``) that timm loads strictly with
+equal outputs, and -> the release layout (timm's own release-file filter is the oracle); the round
+trip mm -> timm -> mm is exact. Bad input is refused with one line and no output file;
+malicious pickles are never executed."""
+import copy
 import importlib.util
 import os
 
@@ -11,19 +17,20 @@ from iformer_mm.models.backbones.iformer_keys import ours_to_official
 from iformer_mm.zoo.convert import convert_checkpoint
 from iformer_mm.models.backbones.iformer import IFormer
 
-from .helpers import REPO, build_classifier, randomize_bn, run_tool, write_release_file
+from .helpers import REPO, build_classifier, randomize_bn, run_tool, timm_twin, write_release_file
 
 TOOL = REPO / 'tools' / 'convert_official.py'
 
 
-def _tool_main():
-    spec = importlib.util.spec_from_file_location('convert_official', TOOL)
+def _tool_main(tool=TOOL):
+    spec = importlib.util.spec_from_file_location(tool.stem, tool)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
 
 
 convert_main = _tool_main()
+convert_to = _tool_main(REPO / 'tools' / 'convert.py')
 
 
 @pytest.fixture(scope='module')
@@ -223,3 +230,126 @@ def test_malicious_checkpoint_is_refused_everywhere(tmp_path, capsys):
     assert 'Traceback' not in result.stderr
     _folder_is_clean(out)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------------ --to timm / official
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """The demo classifier (5 classes) of configs/classification/iformer-t_1xb32_shapes.py as
+    mmengine's runner saves it (meta, state_dict, optimizer), BN statistics randomised."""
+    from mmengine.config import Config
+    from mmengine.runner.checkpoint import get_state_dict, save_checkpoint, weights_to_cpu
+    cfg = Config.fromfile(str(REPO / 'configs/classification/iformer-t_1xb32_shapes.py'))
+    torch.manual_seed(1)
+    model = randomize_bn(build_classifier('t', cfg.model), seed=1).eval()
+    path = tmp_path_factory.mktemp('work_dir') / 'epoch_4.pth'
+    save_checkpoint({'meta': {'epoch': 4, 'iter': 628, 'dataset_meta': {'classes': cfg.classes}},
+                     'state_dict': weights_to_cpu(get_state_dict(model)),
+                     'optimizer': torch.optim.AdamW(model.parameters()).state_dict()}, str(path))
+    return model, path, cfg
+
+
+def _image():
+    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+
+
+@pytest.mark.parametrize('suffix', ['.safetensors', '.pth'])
+def test_trained_classifier_to_timm_loads_strictly_with_equal_logits(trained, tmp_path, capsys,
+                                                                      suffix):
+    import timm
+    model, src, _ = trained
+    dst = tmp_path / f'iformer_t{suffix}'
+    assert convert_to([str(src), str(dst), '--to', 'timm']) == 0
+    out = capsys.readouterr().out
+    assert f"timm.create_model('iformer_t', num_classes=5, checkpoint_path='{dst}')" in out, out
+    assert dst.read_bytes()[8:9] == b'{' if suffix == '.safetensors' else dst.read_bytes()[:2] == b'PK'
+    ref = timm.create_model('iformer_t', num_classes=5, checkpoint_path=str(dst)).eval()  # strict
+    with torch.no_grad():
+        x = _image()
+        assert (ref(x) - model(x, mode='tensor')).abs().max() <= 1e-5
+
+
+def test_trained_classifier_to_official_is_the_release_layout(trained, tmp_path):
+    model, src, _ = trained
+    dst = tmp_path / 'iFormer_t_trained.pth'
+    assert convert_to([str(src), str(dst), '--to', 'official']) == 0
+    ckpt = torch.load(dst, map_location='cpu', weights_only=True)
+    expected = ours_to_official(model.state_dict())  # the release names of our key tables
+    assert set(ckpt) == {'model'} and ckpt['model'].keys() == expected.keys()
+    assert all(torch.equal(ckpt['model'][k], v) for k, v in expected.items())
+    ref = timm_twin(dst, 't', num_classes=5)  # timm's own filter for release files, strict
+    with torch.no_grad():
+        x = _image()
+        assert (ref(x) - model(x, mode='tensor')).abs().max() <= 1e-5
+
+
+def test_round_trip_mm_timm_mm_is_exact(trained, tmp_path):
+    from mmengine.runner import load_checkpoint
+    model, src, cfg = trained
+    timm_file, back = tmp_path / 'iformer_t.safetensors', tmp_path / 'back.pth'
+    assert convert_to([str(src), str(timm_file), '--to', 'timm']) == 0
+    assert convert_to([str(timm_file), str(back), '--to', 'mm']) == 0
+    state = torch.load(back, map_location='cpu', weights_only=True)['state_dict']
+    original = model.state_dict()
+    assert state.keys() == original.keys()
+    assert all(torch.equal(state[k], v) for k, v in original.items())
+    load_checkpoint(build_classifier('t', cfg.model), str(back), strict=True)
+
+
+def test_dense_backbone_to_timm_and_official(tmp_path):
+    """An mmseg checkpoint's backbone alone: timm's headless model loads it strictly and computes
+    the backbone's features; the release layout holds the backbone keys only."""
+    import timm
+    torch.manual_seed(2)
+    backbone = randomize_bn(IFormer('t', out_indices=(0, 1, 2, 3)), seed=2).eval()
+    src = tmp_path / 'fpn_iformer-t_iter_800.pth'
+    torch.save({'meta': {'iter': 800}, 'state_dict': {
+        **{f'backbone.{k}': v for k, v in backbone.state_dict().items()},
+        'neck.lateral_convs.0.conv.weight': torch.randn(256, 32, 1, 1),
+        'decode_head.conv_seg.weight': torch.randn(150, 128, 1, 1)}}, src)
+    dst = tmp_path / 'backbone.safetensors'
+    assert convert_to([str(src), str(dst), '--to', 'timm', '--arch', 't']) == 0
+    ref = timm.create_model('iformer_t', num_classes=0, checkpoint_path=str(dst)).eval()
+    with torch.no_grad():
+        x = _image()
+        for ours, theirs in zip(backbone(x), ref.forward_intermediates(x, intermediates_only=True)):
+            assert (ours - theirs).abs().max() <= 1e-5
+    official = tmp_path / 'backbone_official.pth'
+    assert convert_to([str(src), str(official), '--to', 'official']) == 0
+    keys = torch.load(official, weights_only=True)['model'].keys()
+    assert keys == ours_to_official(backbone.state_dict()).keys()
+
+
+def test_bad_inputs_for_every_layout_are_one_line(trained, tmp_path, capsys):
+    import timm
+    from timm.models import save_for_hf
+    model, src, _ = trained
+    fused = tmp_path / 'fused.pth'
+    deployed = copy.deepcopy(model)
+    deployed.backbone.switch_to_deploy()
+    deployed.head.switch_to_deploy()
+    torch.save({'state_dict': deployed.state_dict()}, fused)
+    save_for_hf(timm.create_model('resnet10t'), tmp_path / 'resnet', safe_serialization=True)
+    out = tmp_path / 'out'
+    out.mkdir()
+    cases = [
+        ([src, out / 'x.pth', '--to', 'onnx'], "argument --to: invalid choice: 'onnx'"),
+        ([src, out / 'x.pth'], 'the following arguments are required: --to'),
+        ([fused, out / 'x.safetensors', '--to', 'timm'], 'deployed (fused) weights'),
+        ([fused, out / 'x.pth', '--to', 'official'],
+         'convert the checkpoint saved before switch_to_deploy()'),
+        ([tmp_path / 'resnet' / 'model.safetensors', out / 'x.pth', '--to', 'mm'],
+         'keys are not iFormer keys'),
+        ([src, out / 'x.safetensors', '--to', 'timm', '--arch', 'm'],
+         'looks like iFormer-T, not iFormer-M'),
+        ([src, out / 'x.safetensors', '--to', 'official'], '--to official writes a .pth'),
+    ]
+    for args, needle in cases:
+        try:
+            rc = convert_to([str(a) for a in args])
+        except SystemExit as e:  # argparse's own errors
+            rc = e.code
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith('convert.py: error: ') and err.count('\n') == 1, err
+        assert needle in err, err
+        _folder_is_clean(out)

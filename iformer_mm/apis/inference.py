@@ -6,8 +6,8 @@
 The task follows the config's ``default_scope``: mmpretrain -> ``ImageClassificationInferencer``,
 mmdet -> ``DetInferencer``, mmseg -> ``MMSegInferencer``. For each image it prints one line of
 predictions and writes the toolbox's visualisation as ``OUT_DIR/<image name>.png`` (atomically).
-``--weights`` takes an mm checkpoint, a published release file or a URL (fetched once into the
-torch hub cache). ``--artifact`` runs an exported model in its runtime instead
+``--weights`` takes an mm checkpoint, a published release file or a timm file, by path, URL or
+``hf-hub:`` name (fetched once into its cache). ``--artifact`` runs an exported model in its runtime instead
 (:class:`~iformer_mm.deploy.runner.ArtifactRunner`) and draws it with the same visualiser. Each toolbox is built and run inside its own default scope
 (:func:`~iformer_mm.utils.scope.toolbox_scope`), so :func:`infer` may serve several toolboxes in
 one process. Bad input (missing or unreadable image, empty folder, unknown task, missing
@@ -283,9 +283,8 @@ def infer(images: Sequence[str], config: Optional[str] = None, weights: Optional
     Raises :class:`InferError` / :class:`~iformer_mm.checkpoint.CheckpointError` for bad input,
     before a model is built; nothing is written then.
     """
-    from ..zoo.convert import mm_loadable_checkpoint
     from ..utils.fileio import prepare_out_dir, remove_created
-    from ..checkpoint import is_url
+    from ..checkpoint import is_remote
     if (artifact is None) == (weights is None):
         raise InferError('give either --weights (with --config) or --artifact (an exported '
                          'model written by tools/deploy.py), not ' +
@@ -295,7 +294,7 @@ def infer(images: Sequence[str], config: Optional[str] = None, weights: Optional
     cfg = load_config(config) if config else None
     scope = toolbox_of(cfg, config) if cfg is not None else None
     files = collect_images(images)
-    if weights is not None and not is_url(weights) and not os.path.isfile(weights):
+    if weights is not None and not is_remote(weights) and not os.path.isfile(weights):
         raise InferError(f'--weights not found: {weights}')
     if artifact is not None:
         from ..deploy.artifact import read_artifact
@@ -304,9 +303,10 @@ def infer(images: Sequence[str], config: Optional[str] = None, weights: Optional
     outputs = _output_names(files, out_dir)
     results: List[Prediction] = []
     try:
-        with tempfile.TemporaryDirectory() as tmp, toolbox_scope(scope or 'mmpretrain'):
+        with toolbox_scope(scope or 'mmpretrain'):
+            # the toolboxes read weights through mmengine, i.e. our loader (zoo.mm_loader)
             predict = (_Artifact(artifact, config) if artifact is not None else
-                       _ADAPTERS[scope](cfg, mm_loadable_checkpoint(weights, tmp), device))
+                       _ADAPTERS[scope](cfg, weights, device))
             for image, output in zip(files, outputs):
                 summary, picture, result = predict(image)
                 _write_png(output, picture)
@@ -326,7 +326,8 @@ def parser(prog: str = 'infer.py') -> argparse.ArgumentParser:
     p.add_argument('images', nargs='+', help='image files and/or folders of images')
     p.add_argument('--config', help='mmpretrain, mmdet or mmseg config file (with --artifact: '
                                     'default the one its deploy report names)')
-    p.add_argument('--weights', help='checkpoint: mm file, published release file, or http(s) URL')
+    p.add_argument('--weights', help='checkpoint: mm file, published release file or timm file; '
+                                     'a path, http(s) URL or hf-hub:ORG/REPO')
     p.add_argument('--artifact', help='an exported model (tools/deploy.py: .onnx, OpenVINO folder, '
                                       '.pte) instead of --weights; run in its runtime')
     p.add_argument('--out-dir', default='infer_out', help='folder for the PNGs (default infer_out)')

@@ -5,9 +5,10 @@ as in each toolbox's own tools. Additions over those tools, each for a measured 
 
 * CPU runs of a config whose ``env_cfg.dist_cfg.backend`` is ``nccl`` switch to ``gloo``
   (one config for ``torchrun`` on GPUs and on CPU), and torchrun works without GPUs;
-* ``tools/test.py CONFIG iFormer_m.pth`` accepts a published classification file directly
-  (converted in memory to the mm layout; published det/seg files load as they are), and a URL
-  (downloaded once into the torch hub cache, :mod:`iformer_mm.checkpoint.download`);
+* ``tools/test.py CONFIG iFormer_m.pth`` accepts a published classification file or a timm file
+  (``.pth`` / ``.bin`` / ``.safetensors``) directly (given to the model in the mm layout;
+  published det/seg files load as they are), a URL or an ``hf-hub:`` name (downloaded once into
+  its cache, :mod:`iformer_mm.checkpoint.download`);
 * ``tools/test.py CONFIG ARTIFACT`` tests an artifact written by ``tools/deploy.py`` in its
   runtime, inside the same runner (:mod:`iformer_mm.deploy.backend_model`): dataset, pipeline,
   metric, ``--out``, ``--show-dir`` and ``tools/dist_test.sh`` as with a checkpoint;
@@ -26,7 +27,6 @@ import contextlib
 import os
 import os.path as osp
 import sys
-import tempfile
 from typing import Iterator, List, Optional, Sequence
 
 from ..utils.cli import ToolParser, error_exit, positive_int
@@ -71,9 +71,10 @@ def train_parser(prog: str = 'train.py') -> argparse.ArgumentParser:
 def test_parser(prog: str = 'test.py') -> argparse.ArgumentParser:
     p = ToolParser(prog=prog, description='Evaluate an iFormer model (mmpretrain/mmdet/mmseg config)')
     p.add_argument('config', help='config file')
-    p.add_argument('checkpoint', help='mm checkpoint, a published iFormer .pth, or an artifact '
-                                      'written by tools/deploy.py (.onnx, OpenVINO folder, '
-                                      '.pte; its report beside it), run in its runtime')
+    p.add_argument('checkpoint', help='mm checkpoint, a published iFormer .pth or a timm file (a '
+                                      'path, URL or hf-hub:ORG/REPO), or an artifact written by '
+                                      'tools/deploy.py (.onnx, OpenVINO folder, .pte; its report '
+                                      'beside it), run in its runtime')
     p.add_argument('--out', help="as the toolbox's own tools/test.py: mmdet / mmpretrain dump "
                                  'the predictions to this .pkl file; mmseg writes the '
                                  'predicted label maps as PNGs into this folder')
@@ -284,12 +285,11 @@ def _deployed(cfg, args) -> None:
 def test(argv: Optional[Sequence[str]] = None) -> dict:
     args = test_parser().parse_args(argv)
     cfg = load_run_config(args.config, args)
-    from ..zoo.convert import mm_loadable_checkpoint
-    from ..checkpoint import is_url
+    from ..checkpoint import is_remote
     from ..deploy.artifact import looks_like_artifact
-    if not is_url(args.checkpoint) and not os.path.exists(args.checkpoint):
+    if not is_remote(args.checkpoint) and not os.path.exists(args.checkpoint):
         raise LaunchError(f'checkpoint not found: {args.checkpoint}')
-    artifact = not is_url(args.checkpoint) and looks_like_artifact(args.checkpoint)
+    artifact = not is_remote(args.checkpoint) and looks_like_artifact(args.checkpoint)
     if args.out_item and cfg.default_scope != 'mmpretrain':
         raise LaunchError(f'--out-item is an mmpretrain option; this is an {cfg.default_scope} '
                           'config')
@@ -305,11 +305,13 @@ def test(argv: Optional[Sequence[str]] = None) -> dict:
         _dump(cfg, args)
     if args.show or args.show_dir:
         _visualize(cfg, args)
-    with tempfile.TemporaryDirectory() as tmp:
-        if not artifact:  # a URL is fetched once into the torch hub cache; a published file is converted
-            cfg.load_from = mm_loadable_checkpoint(args.checkpoint, tmp)
-        with _cpu_process_group(cfg):
-            metrics = _build_runner(cfg).test()
+    if not artifact:
+        # mmengine reads it through our loader (iformer_mm.zoo.mm_loader): a URL or Hub name is
+        # fetched once into its cache, a release or timm file is given to the model in the mm
+        # layout
+        cfg.load_from = args.checkpoint
+    with _cpu_process_group(cfg):
+        metrics = _build_runner(cfg).test()
     if args.out and args.out_item == 'metrics':
         import mmengine
         mmengine.dump(metrics, args.out)

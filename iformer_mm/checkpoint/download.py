@@ -1,15 +1,18 @@
-"""Checkpoints by URL: fetched once into the torch hub cache, verified, then read as local files.
+"""Checkpoints by URL or Hub name: fetched once into a cache, verified, then read as local files.
 
-Why: OpenMMLab configs name their weights by URL and fetch them on first use. Every loader of
-this package reads through :func:`resolve_checkpoint` (via :func:`~iformer_mm.checkpoint.load.safe_load`),
-so configs, ``tools/test.py``, ``tools/convert_official.py``, ``init_cfg=dict(type='Pretrained',
-checkpoint=URL)`` and the exporters take a URL wherever they take a path.
+Why: OpenMMLab configs name their weights by URL and fetch them on first use; timm names them by
+Hugging Face Hub repository. Every loader of this package reads through :func:`resolve_checkpoint`
+(via :func:`~iformer_mm.checkpoint.load.safe_load`), so configs, ``tools/test.py``,
+``tools/convert.py``, ``init_cfg=dict(type='Pretrained', checkpoint=URL)`` and the exporters take
+a URL or ``hf-hub:ORG/REPO`` wherever they take a path. Hub names go through ``huggingface_hub``
+into its own cache (:mod:`.hub`); URLs are handled here:
 
 * The cache is the one mmengine and torch hub use, ``torch.hub.get_dir()/checkpoints``
   (``$TORCH_HOME/hub/checkpoints``), under the URL's file name: a file fetched by either is reused.
 * A download is written to a hidden temporary sibling and renamed into the cache only after it
-  was checked to be a complete PyTorch checkpoint (all bytes announced, readable zip directory):
-  a killed or cut-off transfer, or an HTML error page, never leaves a file under the final name.
+  was checked to be a complete checkpoint (all bytes announced, readable zip directory or
+  safetensors header): a killed or cut-off transfer, or an HTML error page, never leaves a file
+  under the final name.
 * Failures raise :class:`DownloadError` (a :class:`~.files.CheckpointError`,
   so every command line reports it as one line) naming the URL, the cache path and what to do.
 
@@ -27,25 +30,27 @@ import urllib.parse
 import urllib.request
 from typing import Optional
 
-from .files import CheckpointError, file_problem, header_problem
+from .files import DownloadError, file_problem, header_problem
+from .hub import is_hub_name, resolve_hub_name
 from ..utils.fileio import atomic_path
 from ..version import __version__
 
-__all__ = ['DownloadError', 'is_url', 'cache_dir', 'cache_path', 'resolve_checkpoint',
-           'download_checkpoint', 'resolve_on_rank_zero_first']
+__all__ = ['DownloadError', 'is_url', 'is_remote', 'cache_dir', 'cache_path',
+           'resolve_checkpoint', 'download_checkpoint', 'resolve_on_rank_zero_first']
 
 URL_PREFIXES = ('http://', 'https://')
 TIMEOUT_S = 60.0          # per blocking socket operation, not for the whole transfer
 _CHUNK = 1 << 20
 
 
-class DownloadError(CheckpointError):
-    """A checkpoint URL that could not be fetched into the cache; the message says what to do."""
-
-
 def is_url(path: object) -> bool:
     """True for an http(s) URL (what :func:`resolve_checkpoint` downloads)."""
     return isinstance(path, str) and path.lower().startswith(URL_PREFIXES)
+
+
+def is_remote(path: object) -> bool:
+    """True for what :func:`resolve_checkpoint` fetches: an http(s) URL or an ``hf-hub:`` name."""
+    return is_url(path) or is_hub_name(path)
 
 
 def cache_dir() -> str:
@@ -65,11 +70,15 @@ def cache_path(url: str, folder: Optional[str] = None) -> str:
 
 def resolve_checkpoint(path_or_url: str, folder: Optional[str] = None,
                        progress: Optional[bool] = None) -> str:
-    """A local path for ``path_or_url``: local paths unchanged, URLs through the cache.
+    """A local path for ``path_or_url``: local paths unchanged, URLs and Hub names through their
+    caches.
 
     A URL whose file is already cached is not fetched again. ``folder`` overrides the cache
-    folder; ``progress`` (default: stderr is a terminal) draws a progress bar on stderr.
+    folder of URLs; ``progress`` (default: stderr is a terminal) draws a progress bar on stderr.
+    Hub names always use the Hub cache (:mod:`.hub`).
     """
+    if is_hub_name(path_or_url):
+        return resolve_hub_name(path_or_url)
     if not is_url(path_or_url):
         return path_or_url
     dst = cache_path(path_or_url, folder)
@@ -82,9 +91,10 @@ def resolve_on_rank_zero_first(path_or_url: str, folder: Optional[str] = None) -
     """:func:`resolve_checkpoint` for code that *every* rank of a distributed job runs.
 
     Rank 0 downloads while the others wait at a barrier, then they read its file (as mmengine's
-    own URL loader does); outside a process group it is :func:`resolve_checkpoint`.
+    own URL loader does; a Hub name is then looked up in the Hub cache only, without asking the
+    Hub again); outside a process group it is :func:`resolve_checkpoint`.
     """
-    if not is_url(path_or_url):
+    if not is_remote(path_or_url):
         return path_or_url
     import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
@@ -95,6 +105,8 @@ def resolve_on_rank_zero_first(path_or_url: str, folder: Optional[str] = None) -
         finally:
             dist.barrier()
     dist.barrier()
+    if is_hub_name(path_or_url):
+        return resolve_hub_name(path_or_url, local_only=True)
     return resolve_checkpoint(path_or_url, folder)
 
 
@@ -141,7 +153,7 @@ def _save(response, url: str, dst: str, progress: bool) -> None:
     head = response.read(16)
     problem = header_problem(head) if head else 'the server sent an empty body'
     if problem:
-        raise DownloadError(f'{url} did not give a PyTorch checkpoint ({problem}; Content-Type '
+        raise DownloadError(f'{url} did not give a checkpoint ({problem}; Content-Type '
                             f'{kind or "not given"}); nothing was cached; {_by_hand(dst)}')
     sys.stderr.write(f'Downloading {url} to {dst}\n')  # announced once the server answered
     bar = _ProgressBar(os.path.basename(dst), total) if progress else None
@@ -164,7 +176,7 @@ def _save(response, url: str, dst: str, progress: bool) -> None:
                                 f'nothing was cached; run again to retry, or {_by_hand(dst)}')
         problem = file_problem(tmp)
         if problem:
-            raise DownloadError(f'{url} did not give a complete PyTorch checkpoint ({problem}); '
+            raise DownloadError(f'{url} did not give a complete checkpoint ({problem}); '
                                 f'nothing was cached; {_by_hand(dst)}')
 
 

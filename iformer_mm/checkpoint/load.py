@@ -1,18 +1,22 @@
-"""Checkpoint files: safe (``weights_only``) loading, the one state_dict finder, atomic saving.
+"""Checkpoint files: safe loading, the one state_dict finder, atomic saving.
 
-Three layouts reach us:
+Three containers reach us:
 
 * published classification files ``iFormer_m.pth``: ``{'model': state_dict, 'args': Namespace,
   ...}`` (format ``'official'``);
-* mmdet / mmseg / mmpretrain checkpoints, ours and the published dense ones:
-  ``{'state_dict': ..., 'meta': ...}`` (format ``'mm'``);
-* a bare state_dict (format ``'raw'``).
+* mmdet / mmseg / mmpretrain checkpoints, ours and the published dense ones, and timm's training
+  checkpoints: ``{'state_dict': ..., 'meta': ...}`` (format ``'mm'``);
+* a bare state_dict (format ``'raw'``): what timm's ``model.state_dict()`` and the Hugging Face
+  Hub files (``model.safetensors``, ``pytorch_model.bin``) hold.
 
-Everything is read with ``torch.load(weights_only=True)``; nothing pickled is executed. A URL
-instead of a path is fetched once into the torch hub cache (:mod:`.download`), so every loader
-that reads through :func:`safe_load` takes both. Every part of the package that needs the weights
-inside a loaded file (model loading, conversion, the distillation teacher, mmengine's URL loader)
-asks :func:`find_state_dict`.
+PyTorch files are read with ``torch.load(weights_only=True)``, safetensors files with
+``safetensors`` (no pickle at all); nothing pickled is executed. The format is told by the file's
+first bytes, not its name. A URL or ``hf-hub:`` name instead of a path is fetched once into its
+cache (:mod:`.download`), so every loader that reads through :func:`safe_load` takes all three.
+Every part of the package that needs the weights inside a loaded file (model loading,
+conversion, the distillation teacher, mmengine's checkpoint loader) asks :func:`find_state_dict`;
+which key names (release, ours, timm) they are in is the model's business
+(:mod:`iformer_mm.models.backbones.iformer_keys`).
 """
 from __future__ import annotations
 
@@ -24,24 +28,26 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from ..utils.fileio import atomic_open
+from ..utils.fileio import atomic_open, atomic_path
 from .download import resolve_checkpoint
-from .files import CheckpointError, header_problem
+from .files import CheckpointError, checkpoint_format, file_problem, header_problem
 from .safe_globals import allow_release_file_globals
 
 StateDict = Dict[str, torch.Tensor]
 
 __all__ = ['CheckpointError', 'LAYOUTS', 'StateDict', 'safe_load', 'find_state_dict',
-           'preview_keys', 'atomic_torch_save']
+           'preview_keys', 'atomic_torch_save', 'atomic_safetensors_save']
 
 
 # ----------------------------------------------------------------------------------------------
 # Safe loading
 # ----------------------------------------------------------------------------------------------
 def safe_load(path: str) -> dict:
-    """``torch.load(weights_only=True)`` with only the release-file allowlist; clear errors.
+    """``torch.load(weights_only=True)`` with only the release-file allowlist, or a safetensors
+    file's tensors as a dict; clear errors.
 
-    ``path`` may be an http(s) URL: it is downloaded once into the cache and read from there.
+    ``path`` may be an http(s) URL or an ``hf-hub:`` name: it is downloaded once into its cache
+    and read from there.
     """
     path = resolve_checkpoint(os.fspath(path))
     if not os.path.exists(path):
@@ -56,7 +62,9 @@ def safe_load(path: str) -> dict:
     # weights_only
     problem = header_problem(head)
     if problem:
-        raise CheckpointError(f'{path} is not a PyTorch checkpoint ({problem})')
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint or safetensors file ({problem})')
+    if checkpoint_format(head) == 'safetensors':
+        return _load_safetensors(path)
     try:
         with allow_release_file_globals():
             obj = torch.load(path, map_location='cpu', weights_only=True)
@@ -77,6 +85,19 @@ def safe_load(path: str) -> dict:
     if not isinstance(obj, dict):
         raise CheckpointError(f'{path} holds a {type(obj).__name__}, not a checkpoint dict')
     return obj
+
+
+def _load_safetensors(path: str) -> dict:
+    """The tensors of a safetensors file (no pickle involved), checked complete first."""
+    problem = file_problem(path)
+    if problem:
+        raise CheckpointError(f'{path} is not a complete safetensors file ({problem})')
+    from safetensors.torch import load_file
+    try:
+        return load_file(path, device='cpu')
+    except Exception as e:  # safetensors raises its own SafetensorError on a damaged file
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f'{path} is a damaged safetensors file ({first})') from None
 
 
 def preview_keys(keys: List[str], n: int = 8) -> str:
@@ -118,15 +139,31 @@ def find_state_dict(ckpt: dict, source: str = 'checkpoint',
     return state, layout
 
 
-def atomic_torch_save(obj: object, path: str) -> None:
-    """``torch.save`` through the atomic writer: never a half-written checkpoint.
-
-    The output folder must exist and be writable; the error names it otherwise.
-    """
+def _check_output_folder(path: str) -> None:
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     if not os.path.isdir(folder):
         raise CheckpointError(f'output folder does not exist: {folder}')
     if not os.access(folder, os.W_OK):
         raise CheckpointError(f'output folder is not writable: {folder}')
+
+
+def atomic_torch_save(obj: object, path: str) -> None:
+    """``torch.save`` through the atomic writer: never a half-written checkpoint.
+
+    The output folder must exist and be writable; the error names it otherwise.
+    """
+    _check_output_folder(path)
     with atomic_open(path, 'wb') as f:
         torch.save(obj, f)
+
+
+def atomic_safetensors_save(state_dict: StateDict, path: str) -> None:
+    """A state_dict as a safetensors file (what timm and the Hub read), through the atomic writer.
+
+    The output folder must exist and be writable; the error names it otherwise.
+    """
+    from safetensors.torch import save_file
+    _check_output_folder(path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in state_dict.items()}, tmp,
+                  metadata={'format': 'pt'})

@@ -39,7 +39,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help=f'one of {", ".join(TARGETS)}')
     p.add_argument('--precision', default='fp32', metavar='PRECISION',
                    help=f'one of {", ".join(PRECISIONS)} (default fp32; int8 needs --calib-data)')
-    p.add_argument('--checkpoint', help='published or mm-format weights; random without')
+    p.add_argument('--checkpoint', help='release, mm or timm weights (.pth / .bin / .safetensors; '
+                                        'path, URL or hf-hub:ORG/REPO); random without')
     p.add_argument('--config', help='mm config: preprocessing, calibration / validation '
                                     'pipeline, and the segmentor network (default: the recipe)')
     p.add_argument('--resolution', help='N or HxW, a multiple of 32 in [64, 2048]: a fixed-size '

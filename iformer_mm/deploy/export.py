@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..checkpoint import is_url
+from ..checkpoint import is_remote
 from ..models.backbones.fused_cpu_ops import fused_kernels
 from ..utils.environment import versions
 from ..utils.fileio import atomic_path, atomic_write_text, prepare_out_dir, remove_created
@@ -79,8 +79,8 @@ def check_request(req: Request) -> Target:
                           'images of the deployment domain)')
     for flag, path in (('--checkpoint', req.checkpoint), ('--config', req.config),
                        ('--calib-data', req.calib_data), ('--val-data', req.val_data)):
-        if flag == '--checkpoint' and is_url(path):
-            continue  # downloaded into the cache when loaded
+        if flag == '--checkpoint' and is_remote(path):
+            continue  # downloaded into its cache when loaded
         if path is not None and not os.path.exists(path):
             raise DeployError(f'{flag} {path} does not exist')
     if req.val_data and not target.runs_here:

@@ -6,7 +6,7 @@ head here repeats the mm heads' forward on purpose (BN+Linear, distilled average
 itself is shared (:mod:`.norm_linear`). Parameter names match the mm classifier, so mm-format
 checkpoints load as they are: ``backbone.*`` (:class:`~.backbones.iformer.IFormer`),
 ``head.classifier.{bn,fc}.*`` and, for distilled models, ``head.classifier_dist.{bn,fc}.*``;
-:func:`load_classifier` also takes the published release files.
+:func:`load_classifier` also takes the published release files and timm's.
 """
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ import torch.nn as nn
 
 from ..checkpoint import CheckpointError, find_state_dict, safe_load
 from .backbones.iformer import IFormer
-from .backbones.iformer_keys import (check_backbone_state, extract_backbone_state,
-                                     is_official_backbone_key, official_to_mm)
+from .backbones.iformer_keys import check_backbone_state, to_mm_state
 from .norm_linear import BNLinear, average_linears
 
 
@@ -86,25 +85,24 @@ class IFormerClassifier(nn.Module):
         self.head.switch_to_deploy()
 
 
-def _split_classifier_state(state_dict: Dict[str, torch.Tensor], fmt: str, source: str
+def _split_classifier_state(state_dict: Dict[str, torch.Tensor], source: str
                             ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
-    """(backbone state under our names, head state under ClassifierHead names)."""
-    if fmt == 'official' or (fmt == 'raw' and any(is_official_backbone_key(k) for k in state_dict)):
-        state_dict = official_to_mm(state_dict)
-    head = {k[len('head.'):]: v for k, v in state_dict.items() if k.startswith('head.')}
+    """(backbone state under our names, head state under ClassifierHead names), any layout."""
+    mm, _ = to_mm_state(state_dict, source)
+    head = {k[len('head.'):]: v for k, v in mm.items() if k.startswith('head.')}
     if 'classifier.fc.weight' not in head:
         raise CheckpointError(
-            f'{source} has no classification head (expected head.classifier.fc.weight or the '
-            "published classifier.classifier.l.weight); for detection / segmentation "
-            "checkpoints use --task backbone")
-    prefix = 'backbone.' if any(k.startswith('backbone.') for k in state_dict) else ''
-    return extract_backbone_state(state_dict, prefix), head
+            f'{source} has no classification head (expected head.classifier.fc.weight, the '
+            "published classifier.classifier.l.weight or timm's head.head.l.weight); for "
+            "detection / segmentation checkpoints use --task backbone")
+    return {k[len('backbone.'):]: v for k, v in mm.items() if k.startswith('backbone.')}, head
 
 
 def load_classifier(arch: str, path: str, distilled: bool = False) -> IFormerClassifier:
-    """IFormerClassifier with weights from a published or mm-format classification checkpoint."""
-    state_dict, fmt = find_state_dict(safe_load(path), source=path)
-    backbone, head = _split_classifier_state(state_dict, fmt, path)
+    """IFormerClassifier with weights from a classification checkpoint of any layout (release,
+    mm, timm)."""
+    state_dict, _ = find_state_dict(safe_load(path), source=path)
+    backbone, head = _split_classifier_state(state_dict, path)
     distilled = distilled or any(k.startswith('classifier_dist.') for k in head)
     num_classes = int(head['classifier.fc.weight'].shape[0])
     model = IFormerClassifier(arch, num_classes=num_classes, distilled=distilled)

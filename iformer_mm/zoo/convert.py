@@ -1,17 +1,21 @@
-"""Published iFormer checkpoints -> mm-format files (``tools/convert_official.py``).
+"""iFormer checkpoints from any layout into any layout (``tools/convert.py``).
 
-* Classification release files ``{'model': ..., 'args': Namespace, ...}`` become
-  ``{'state_dict': {'backbone.*', 'head.*'}, 'meta': {...}}``, loadable strictly into the
-  ``configs/classification`` models (``load_from`` / ``tools/test.py``).
-* Published detection / segmentation files (mmdet / mmseg ``state_dict`` with the published
-  backbone names under ``backbone.``) keep every key; only the backbone keys are renamed.
+Targets (``to``):
 
-:func:`mm_loadable_checkpoint` is the quick form for loaders that only need the weights
-(``tools/test.py``, ``tools/infer.py``): a path or URL in, a file mmengine's ``load_checkpoint``
-reads out.
+* ``'mm'``: ``{'state_dict': {backbone.*, head.*}, 'meta'}``, loadable strictly into the
+  ``configs/classification`` models (``load_from`` / ``tools/test.py``); an mmdet / mmseg
+  checkpoint keeps every key, only its backbone keys are renamed to ours.
+* ``'timm'``: a bare state_dict in timm's layout, as safetensors when the destination ends in
+  ``.safetensors``: ``timm.create_model('iformer_m', checkpoint_path=DST)`` loads a classifier
+  strictly; the backbone of an mmdet / mmseg checkpoint is written alone (``num_classes=0``).
+* ``'official'``: ``{'model': state_dict}`` in the release layout, what the official
+  repository's model loads (``model.load_state_dict(ckpt['model'])``).
 
-Optimizer state, epoch counters and the pickled ``args`` are dropped: the output holds tensors
-and plain Python values only, so it loads with ``torch.load(weights_only=True)`` and no allowlist.
+Sources: release files, mm checkpoints, timm's state_dicts and training checkpoints
+(``.pth`` / ``.bin`` / ``.safetensors``), by path, URL or ``hf-hub:`` name. Fused (deployed)
+weights are refused: they cannot be unfused, and timm and the official model hold the trainable
+form. Optimizer state, epoch counters and the pickled ``args`` are dropped: the output holds
+tensors and plain Python values only (``torch.load(weights_only=True)``, no allowlist).
 """
 from __future__ import annotations
 
@@ -20,15 +24,19 @@ import numbers
 import os
 from typing import Any, Dict, Optional
 
-from ..checkpoint import (CheckpointError, StateDict, atomic_torch_save, find_state_dict,
-                          resolve_checkpoint, safe_load)
+from ..checkpoint import (CheckpointError, StateDict, atomic_safetensors_save, atomic_torch_save,
+                          find_state_dict, preview_keys, safe_load)
 from ..models.backbones.iformer import IFormer
 from ..models.backbones.iformer_arch import parse_model_name
 from ..models.backbones.iformer_keys import (check_backbone_state, describe_backbone_state,
-                                            extract_backbone_state, guess_variant,
-                                            is_official_backbone_key, official_to_mm,
-                                            official_to_ours_key)
+                                            from_mm_state, guess_variant, is_deployed_state,
+                                            to_mm_state)
 from ..version import __version__
+
+__all__ = ['TARGETS', 'convert_checkpoint']
+
+#: what ``convert_checkpoint(..., to=...)`` writes
+TARGETS = ('mm', 'timm', 'official')
 
 
 def _plain(value: Any) -> Any:
@@ -65,85 +73,93 @@ def _check_variant(backbone: StateDict, arch: Optional[str], src: str) -> Option
     return found
 
 
-def _classification(state: StateDict, src: str, entry: str) -> Dict[str, Any]:
-    try:
-        mm = official_to_mm(state)
-    except CheckpointError as e:
-        raise CheckpointError(f'{src}: {e}') from None
-    return {'state_dict': mm, 'meta': {
-        'format': 'published classification', 'weights': entry,
-        'distilled': any(k.startswith('head.classifier_dist.') for k in mm)}}
+def _weights(ckpt: dict, src: str, use_ema: bool):
+    """(state_dict, the entry it was found in) of a loaded checkpoint."""
+    if not use_ema:
+        return find_state_dict(ckpt, src)
+    if not isinstance(ckpt.get('model_ema'), dict):
+        have = ', '.join(k for k in ('model', 'state_dict') if isinstance(ckpt.get(k), dict))
+        raise CheckpointError(f"{src} has no 'model_ema' weights (it has: {have or 'neither'});"
+                              " --ema applies to published classification files with one")
+    return find_state_dict(ckpt, src, entries=('model_ema',))
 
 
-def _dense(ckpt: dict, state: StateDict, src: str) -> Dict[str, Any]:
-    renamed, count, unknown = {}, 0, []
-    for key, value in state.items():
-        bare = key[len('backbone.'):] if key.startswith('backbone.') else None
-        if bare is not None and is_official_backbone_key(bare):
-            try:
-                key, count = 'backbone.' + official_to_ours_key(bare), count + 1
-            except KeyError:
-                unknown.append(key)
-        renamed[key] = value
-    if unknown:
-        raise CheckpointError(f'{src}: {len(unknown)} backbone keys are not iFormer keys: '
-                              f'{", ".join(unknown[:6])}')
-    if not any(k.startswith('backbone.') for k in renamed):
-        raise CheckpointError(f'{src} has a state_dict without backbone.* keys; expected a '
-                              'published classification file or an mmdet / mmseg checkpoint')
-    meta = _plain(ckpt.get('meta') or {})
-    meta = meta if isinstance(meta, dict) else {'source_meta': meta}
-    meta.update({'format': 'mmdet/mmseg' if count else 'mm (already converted)',
-                 'renamed_backbone_keys': count})
-    return {'state_dict': renamed, 'meta': meta}
-
-
-def convert_checkpoint(src: str, dst: str, arch: Optional[str] = None,
-                       use_ema: bool = False) -> Dict[str, Any]:
-    """Convert ``src`` to an mm-format file at ``dst`` (written atomically); return its meta.
-
-    Raises :class:`CheckpointError` (a ValueError) for any unusable input, wrong variant or
-    unwritable destination; nothing is written then.
-    """
-    ckpt = safe_load(src)
-    if use_ema:
-        if not isinstance(ckpt.get('model_ema'), dict):
-            have = ', '.join(k for k in ('model', 'state_dict') if isinstance(ckpt.get(k), dict))
-            raise CheckpointError(f"{src} has no 'model_ema' weights (it has: {have or 'neither'});"
-                                  " --ema applies to published classification files with one")
-        state, layout = find_state_dict(ckpt, src, entries=('model_ema',))
+def _source_meta(ckpt: dict, state: StateDict, entry: str, layout: str) -> Dict[str, Any]:
+    """What the source was, for the ``meta`` of an mm file and the tool's summary line."""
+    if any(k.startswith('backbone.') for k in state):  # mmdet / mmseg / mmpretrain checkpoint
+        meta = _plain(ckpt.get('meta') or {})
+        meta = meta if isinstance(meta, dict) else {'source_meta': meta}
+        backbone = sum(k.startswith('backbone.') for k in state)
+        meta.update({'format': {'official': 'mmdet/mmseg', 'ours': 'mm (already converted)'}.get(
+            layout, f'mm with {layout} backbone names'),
+            'renamed_backbone_keys': 0 if layout == 'ours' else backbone})
+        return meta
+    weights = {'official': 'model', 'mm': 'state_dict'}.get(entry, entry)  # the entry's own name
+    if layout == 'official':
+        meta = {'format': 'published classification' if entry != 'raw' else 'published state_dict',
+                'weights': weights}
     else:
-        state, layout = find_state_dict(ckpt, src)
-    if layout == 'mm':
-        out = _dense(ckpt, state, src)
-    else:  # a release file's 'model' / 'model_ema', or a bare published state_dict
-        out = _classification(state, src, 'model' if layout == 'official' else layout)
-        if layout == 'raw':
-            out['meta']['format'] = 'published state_dict'
-        if 'epoch' in ckpt:
-            out['meta']['source_epoch'] = _plain(ckpt['epoch'])
-        if 'args' in ckpt:
-            out['meta']['source_args'] = _plain(ckpt['args'])
-    backbone = extract_backbone_state(out['state_dict'], 'backbone.')
+        meta = {'format': {'timm': 'timm', 'ours': 'iFormer state_dict'}[layout],
+                'weights': weights}
+    if 'epoch' in ckpt:
+        meta['source_epoch'] = _plain(ckpt['epoch'])
+    if 'args' in ckpt:
+        meta['source_args'] = _plain(ckpt['args'])
+    return meta
+
+
+def _refuse_deployed(backbone: StateDict, src: str, to: str) -> None:
+    if is_deployed_state(backbone):
+        example = next((k for k in backbone if k.endswith('qkvg.weight')), next(iter(backbone)))
+        raise CheckpointError(
+            f'{src} holds deployed (fused) weights (no BatchNorm statistics; e.g. {example}), '
+            f'which --to {to} cannot use: timm, the official model and our configs hold the '
+            'trainable form; convert the checkpoint saved before switch_to_deploy()')
+
+
+def _write(state: StateDict, meta: Dict[str, Any], dst: str, to: str) -> None:
+    if to == 'mm':
+        atomic_torch_save({'state_dict': state, 'meta': meta}, dst)
+        return
+    out = from_mm_state(state, to)
+    if to == 'official':
+        atomic_torch_save({'model': out}, dst)
+    elif dst.endswith('.safetensors'):
+        atomic_safetensors_save(out, dst)
+    else:
+        atomic_torch_save(out, dst)
+
+
+def convert_checkpoint(src: str, dst: str, to: str = 'mm', arch: Optional[str] = None,
+                       use_ema: bool = False) -> Dict[str, Any]:
+    """Convert ``src`` (path, URL or Hub name) into layout ``to`` at ``dst`` (written atomically);
+    return the meta (for ``'mm'``: the one written).
+
+    Raises :class:`CheckpointError` (a ValueError) for any unusable input, wrong variant, fused
+    weights or unwritable destination; nothing is written then.
+    """
+    if to not in TARGETS:
+        raise CheckpointError(f'unknown target layout {to!r}; expected one of {", ".join(TARGETS)}')
+    if os.fspath(dst).endswith('.safetensors') and to != 'timm':
+        raise CheckpointError(f'{dst}: --to {to} writes a .pth (a checkpoint dict); only --to '
+                              'timm writes a bare state_dict as .safetensors')
+    ckpt = safe_load(src)
+    state, entry = _weights(ckpt, src, use_ema)
+    mm, layout = to_mm_state(state, src)
+    backbone = {k[len('backbone.'):]: v for k, v in mm.items() if k.startswith('backbone.')}
     if not backbone:
-        raise CheckpointError(f'{src} has no iFormer backbone weights')
+        raise CheckpointError(f'{src} has no iFormer backbone weights (the keys: '
+                              f'{preview_keys(sorted(state))})')
+    _refuse_deployed(backbone, src, to)
     variant = _check_variant(backbone, arch, src)
     if variant is not None:  # a published variant: every backbone key must be there
         check_backbone_state(IFormer(variant), backbone, src)
-    out['meta'].update({'arch': variant, 'source': os.path.basename(os.fspath(src)),
-                        'converted_by': f'iformer_mm {__version__}'})
-    atomic_torch_save(out, dst)
-    return out['meta']
-
-
-def mm_loadable_checkpoint(path_or_url: str, folder: str) -> str:
-    """A file for mmengine's ``load_checkpoint`` / ``load_from``: ``path_or_url`` itself (a URL
-    through the cache), or, for a published classification file, an mm-layout copy in ``folder``.
-    """
-    path = resolve_checkpoint(path_or_url)
-    state_dict, fmt = find_state_dict(safe_load(path), source=path_or_url)
-    if fmt != 'official':
-        return path
-    out = os.path.join(folder, 'converted_' + os.path.basename(path))
-    atomic_torch_save({'state_dict': official_to_mm(state_dict), 'meta': {'source': path_or_url}}, out)
-    return out
+    head = {k: v for k, v in mm.items() if k.startswith('head.classifier')}
+    meta = _source_meta(ckpt, state, entry, layout)
+    meta.update({'arch': variant, 'source': os.path.basename(os.fspath(src)),
+                 'converted_by': f'iformer_mm {__version__}',
+                 'distilled': any(k.startswith('head.classifier_dist.') for k in head),
+                 'num_classes': (int(head['head.classifier.fc.weight'].shape[0])
+                                 if 'head.classifier.fc.weight' in head else None)})
+    _write(mm, meta, dst, to)
+    return meta

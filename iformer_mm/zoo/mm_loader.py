@@ -1,53 +1,67 @@
-"""mmengine's ``load_checkpoint`` for http(s) URLs, on our cache and our safe loader.
+"""mmengine's ``load_checkpoint`` on our caches, our safe loader and every iFormer key layout.
 
-Why: ``load_from = URL``, mmpretrain's ``get_model(name, pretrained=True)``, the Inferencers'
-``weights=URL`` and ``init_cfg=dict(type='Pretrained', checkpoint=URL)`` on non-iFormer modules
-all read through mmengine's ``CheckpointLoader``. Its http loader downloads with torch hub (which
-caches an HTML error page like a checkpoint) and unpickles with ``weights_only`` and no allowlist
-for the release files' ``argparse.Namespace``; and it hands a published iFormer file
-(``{'model': ...}`` with published key names) to the model as it is, so nothing would load.
+Why: ``load_from``, mmpretrain's ``get_model(..., pretrained=...)``, the Inferencers' weights and
+``init_cfg=dict(type='Pretrained', checkpoint=...)`` on non-iFormer modules all read through
+mmengine's ``CheckpointLoader``. Its own loaders know neither ``hf-hub:`` names nor safetensors,
+download with torch hub (which caches an HTML error page like a checkpoint), unpickle without the
+release files' allowlist, and hand a release or timm iFormer file to the model as it is: nothing
+would load and the model would stay random, with a list of missing keys in the log.
 
-:func:`register_url_loader` (run by ``import iformer_mm``) replaces that loader for ``http://``
-and ``https://``: the file goes through :func:`~iformer_mm.checkpoint.download.resolve_on_rank_zero_first`
-(same cache folder, atomic, verified; rank 0 first, as mmengine's loader does) and
-:func:`~iformer_mm.checkpoint.safe_load`; a published iFormer classification file is given to the
-model in the mm layout (``backbone.*``, ``head.*``), every other checkpoint as it is. Local paths
-keep mmengine's own loader.
+:func:`register_checkpoint_loader` (run by ``import iformer_mm``) makes :func:`load_from_iformer_mm`
+mmengine's loader for local paths, ``http(s)://`` and ``hf-hub:`` (its other schemes stay): the
+file goes through :func:`~iformer_mm.checkpoint.download.resolve_on_rank_zero_first` (one cache,
+atomic, verified; rank 0 first) and :func:`~iformer_mm.checkpoint.safe_load`; an iFormer
+state_dict in the release or timm layout is handed to the model in the mm layout of our configs
+(``backbone.*``, ``head.*``), every other checkpoint as it is. What still cannot be this
+backbone's is refused by the backbone itself when it is loaded
+(:func:`~iformer_mm.models.backbones.iformer_keys.prepare_backbone_state`).
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
-from ..checkpoint import resolve_on_rank_zero_first
+from ..checkpoint import (CheckpointError, find_state_dict, resolve_on_rank_zero_first,
+                          safe_load)
+from ..checkpoint.hub import HUB_PREFIX
+from ..models.backbones.iformer_keys import to_mm_state
 
-__all__ = ['load_from_url', 'register_url_loader']
+__all__ = ['load_from_iformer_mm', 'mm_checkpoint', 'register_checkpoint_loader']
+
+#: what each foreign layout is called in the ``meta`` of a converted checkpoint
+_FORMATS = {'official': 'published iFormer', 'timm': 'timm iFormer'}
 
 
-def load_from_url(filename: str, map_location: Optional[object] = None,
-                  model_dir: Optional[str] = None) -> dict:
-    """The checkpoint at ``filename`` (a URL), fetched once; tensors are read onto the CPU.
+def load_from_iformer_mm(filename: str, map_location: Optional[object] = None,
+                         model_dir: Optional[str] = None) -> dict:
+    """The checkpoint at ``filename`` (path, URL or Hub name) as the model takes it.
 
     ``map_location`` is accepted for mmengine's interface; tensors are always read onto the CPU
-    (``load_state_dict`` copies them to the model's device). ``model_dir`` overrides the cache.
+    (``load_state_dict`` copies them to the model's device). ``model_dir`` overrides the URL
+    cache.
     """
-    from ..checkpoint import CheckpointError, find_state_dict, safe_load
-    ckpt = safe_load(resolve_on_rank_zero_first(filename, model_dir))
-    try:
-        state_dict, fmt = find_state_dict(ckpt, source=filename)
-    except CheckpointError:
-        return ckpt
-    if fmt != 'official':
-        return ckpt
-    from ..models.backbones.iformer_keys import official_to_mm
-    try:
-        converted = official_to_mm(state_dict)
-    except CheckpointError:  # a {'model': ...} file of another network
-        return ckpt
-    return {'state_dict': converted, 'meta': {'source': filename, 'format': 'published iFormer'}}
+    path = resolve_on_rank_zero_first(os.path.expanduser(filename), model_dir)
+    return mm_checkpoint(safe_load(path), filename)
 
 
-def register_url_loader() -> None:
-    """Make mmengine read http(s) checkpoints through :func:`load_from_url` (idempotent)."""
+def mm_checkpoint(ckpt: dict, source: str) -> dict:
+    """``ckpt`` for a model of our configs: a bare iFormer state_dict in the release or timm
+    layout becomes ``{'state_dict': mm keys, 'meta'}``; every other checkpoint stays as it is."""
+    try:
+        state_dict, _ = find_state_dict(ckpt, source=source)
+        if any(k.startswith('backbone.') for k in state_dict):
+            return ckpt  # an mm checkpoint: release names under backbone. are the backbone's
+        converted, layout = to_mm_state(state_dict, source)
+    except CheckpointError:  # not an iFormer file
+        return ckpt
+    if layout not in _FORMATS:  # our own names: as it is
+        return ckpt
+    return {'state_dict': converted, 'meta': {'source': source, 'format': _FORMATS[layout]}}
+
+
+def register_checkpoint_loader() -> None:
+    """Make mmengine read local paths, http(s) URLs and Hub names through
+    :func:`load_from_iformer_mm` (idempotent)."""
     from mmengine.runner import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=load_from_url,
-                                     force=True)
+    CheckpointLoader.register_scheme(prefixes=('', 'http://', 'https://', HUB_PREFIX),
+                                     loader=load_from_iformer_mm, force=True)

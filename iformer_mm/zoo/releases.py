@@ -1,8 +1,11 @@
-"""What the iFormer authors published (release v0.9): weight files, their URLs, the paper's numbers.
+"""What the iFormer authors published (release v0.9): weight files, their URLs and Hugging Face Hub
+names, the paper's numbers.
 
 One table, read by the metafile generator (:mod:`.metafiles`), the configs' tests and the docs,
-so a model name, its config, its weights and its published metric cannot disagree. Every number
-here is the paper's / official repository's (ICLR 2025, arXiv 2501.15369); none was re-trained
+so a model name, its config, its weights and its published metric cannot disagree. timm
+re-published the same weights on the Hub in its own layout (``hf-hub:timm/iformer_m.in1k``, its
+pretrained tag ``iformer_m.in1k``); every loader here takes either name
+(:mod:`iformer_mm.checkpoint.hub`). Every number here is the paper's / official repository's (ICLR 2025, arXiv 2501.15369); none was re-trained
 in this project. Dense models: the v0.9 release files are the ImageNet classifiers the dense
 configs start from; iformer-mm publishes no Mask R-CNN or Semantic FPN checkpoint.
 """
@@ -27,12 +30,32 @@ RELEASE_FILES: Dict[str, Tuple[str, ...]] = {
 }
 
 
+#: release file -> the Hub repository where timm re-published it in its layout (its pretrained tag)
+HUB_NAMES: Dict[str, str] = {
+    'iFormer_t.pth': 'hf-hub:timm/iformer_t.in1k',
+    'iFormer_s.pth': 'hf-hub:timm/iformer_s.in1k',
+    'iFormer_m.pth': 'hf-hub:timm/iformer_m.in1k',
+    'iFormer_m_distill.pth': 'hf-hub:timm/iformer_m_distilled.in1k',
+    'iFormer_l.pth': 'hf-hub:timm/iformer_l.in1k',
+    'iFormer_l_distill.pth': 'hf-hub:timm/iformer_l_distilled.in1k',
+    'iFormer_l2_distill.pth': 'hf-hub:timm/iformer_l2_distilled.in1k',
+    'iFormer_h.pth': 'hf-hub:timm/iformer_h.in1k',
+}
+
+
 def release_url(file_name: str) -> str:
     """The download URL of a release file, e.g. ``release_url('iFormer_m.pth')``."""
     if not any(file_name in files for files in RELEASE_FILES.values()):
         raise ValueError(f'{file_name!r} is not an iFormer {RELEASE} release file; expected one of '
                          + ', '.join(f for files in RELEASE_FILES.values() for f in files))
     return RELEASE_URL + file_name
+
+
+def hub_name(file_name: str) -> str:
+    """The Hub name of a release file, e.g. ``hub_name('iFormer_m.pth')`` ->
+    ``'hf-hub:timm/iformer_m.in1k'``."""
+    release_url(file_name)  # the same check and message for unknown names
+    return HUB_NAMES[file_name]
 
 
 def best_backbone_file(variant: str) -> str:
@@ -51,6 +74,11 @@ class Classifier(NamedTuple):
     top1: float               # published ImageNet-1k top-1 (%)
     epochs: int
     batch_size: int
+
+    @property
+    def hub_name(self) -> str:
+        """The same weights on the Hugging Face Hub, in timm's layout."""
+        return hub_name(self.weights)
 
 
 def _cls(variant: str, distilled: bool, top1: float, epochs: int = 300,
@@ -84,6 +112,11 @@ class DenseModel(NamedTuple):
     config: str
     backbone_weights: str     # release file the backbone starts from
     metrics: Optional[Dict[str, float]]  # published numbers; None: none were published
+
+    @property
+    def backbone_hub_name(self) -> str:
+        """The backbone's weights on the Hugging Face Hub, in timm's layout."""
+        return hub_name(self.backbone_weights)
 
 
 DENSE_VARIANTS = ('t', 's', 'm', 'l', 'l2')

@@ -17,8 +17,8 @@ standard PyTorch ops here; on CPU the deployed model additionally runs on fused 
 (:mod:`.iformer_fused`, chosen once per forward in :meth:`IFormer.forward`; every block class has
 a registered kernel there, and a block without one is refused rather than run unfused).
 
-Module names are ours (readable); the published checkpoint names are translated on load by
-:mod:`.iformer_keys`, so published ``.pth`` files load as they are. The arch table and the name
+Module names are ours (readable); the release files' and timm's names are translated on load by
+:mod:`.iformer_keys`, so their files load as they are. The arch table and the name
 parser are :mod:`.iformer_arch`.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ...registry import MODELS
 from ...checkpoint import resolve_on_rank_zero_first
 from .fused_cpu_ops import RunBlock, run_fused, run_plain, use_fused_kernels
 from .iformer_arch import NUM_STAGES, resolve_arch
-from .iformer_keys import load_backbone_weights, rename_official_keys_inplace
+from .iformer_keys import load_backbone_weights, prepare_backbone_state
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,8 +390,8 @@ class IFormerStage(nn.ModuleList):
 # ----------------------------------------------------------------------------------------------
 # Backbone
 # ----------------------------------------------------------------------------------------------
-def _rename_official_keys_hook(module, state_dict, prefix, *args) -> None:
-    rename_official_keys_inplace(state_dict, prefix)
+def _prepare_state_hook(module, state_dict, prefix, *args) -> None:
+    prepare_backbone_state(module, state_dict, prefix)
 
 
 @MODELS.register_module()
@@ -419,7 +419,8 @@ class IFormer(BaseModule):
             it (mmpretrain's MobileOne / RepVGG convention): for loading a saved fused
             ``state_dict`` and for inference only.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` accepts the
-            published classification / detection / segmentation files and mm-format files.
+            published classification / detection / segmentation files, mm-format files and
+            timm's (``.pth`` / ``.bin`` / ``.safetensors``), by path, URL or ``hf-hub:`` name.
     """
 
     def __init__(self,
@@ -461,7 +462,8 @@ class IFormer(BaseModule):
             self.downsample_layers.append(conv_bn(dims[i - 1], dims[i], 3, 2, 1,
                                                   deploy=self.deploy))
 
-        dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        # plain floats, computed on the CPU whatever the default device (e.g. 'meta')
+        dpr = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
         self.stages = nn.ModuleList()
         offset = 0
         for i in range(NUM_STAGES):
@@ -475,8 +477,9 @@ class IFormer(BaseModule):
         self.set_window(window_size, window_blocks)
         self.apply(self._init_weights)
         self._freeze_stages()
-        # published key names are renamed on load, whichever loader is used
-        self.register_load_state_dict_pre_hook(_rename_official_keys_hook)
+        # release and timm key names are renamed on load, whichever loader is used, and weights
+        # that cannot be this backbone's are refused there
+        self.register_load_state_dict_pre_hook(_prepare_state_hook)
 
     # -- construction -----------------------------------------------------------------------
     def _normalize_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
@@ -541,9 +544,9 @@ class IFormer(BaseModule):
     def init_weights(self) -> None:
         """Random init, or ``init_cfg=dict(type='Pretrained', checkpoint=...)`` via our loader.
 
-        Our loader detects the published / mm formats, renames keys, and loads the backbone
-        strictly (mmengine's generic loader would silently skip mismatched keys). A URL is
-        downloaded once into the torch hub cache (rank 0 first in a distributed run).
+        Our loader detects the release / mm / timm layouts, renames keys, and loads the backbone
+        strictly (mmengine's generic loader would silently skip mismatched keys). A URL or Hub
+        name is downloaded once into its cache (rank 0 first in a distributed run).
         """
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':

@@ -1,155 +1,299 @@
-"""Published <-> our key names of the iFormer backbone and head, variant detection, strict loading.
+"""Key names of the iFormer backbone and head in the layouts people have; variant detection;
+strict loading.
 
-timm keeps ``checkpoint_filter_fn`` beside its model; this is our equivalent. The release files
-use the published module names (``stages.2.7.block.token_channel_mixer.m.q.c.weight``), our
-modules have readable ones (``stages.2.7.attn.q.conv.weight``); the tables below map one onto the
-other, both ways. :class:`~.iformer.IFormer` renames published keys on ``load_state_dict`` through
-:func:`rename_official_keys_inplace`, so every loader accepts them. Variant detection reads dims
-and depths off the weights, so a file of another variant is named as such instead of failing
-with hundreds of shape mismatches. Generic file handling (safe unpickling, format detection) is
-:mod:`iformer_mm.checkpoint`.
+timm keeps ``checkpoint_filter_fn`` beside its model; this is our equivalent, both ways and for
+three layouts, from one table (:data:`_BLOCK_PARTS`, :data:`_OTHER_PARTS`):
+
+* ``'ours'``: our readable module names, ``stages.2.7.attn.q.conv.weight``,
+  ``head.classifier.fc.weight``;
+* ``'official'``: the release files of the official repository,
+  ``stages.2.7.block.token_channel_mixer.m.q.c.weight``, ``classifier.classifier.l.weight``;
+* ``'timm'``: timm's ``iformer_*`` (its ``state_dict()``, the Hugging Face Hub files),
+  ``stages.2.blocks.7.mixer.module.q.c.weight``, ``head.head.l.weight``; ``features_only``
+  models write ``stages_2.`` for ``stages.2.``.
+
+A name alone does not always tell the module: timm's ``mixer.module.0`` is a ConvBlock's depthwise
+conv or an FFN's first conv, and a release file keeps an FFN's layer scale in ``channel_mixer``,
+every other block's in ``token_channel_mixer``. The block's kind is then read off its other keys.
+
+:class:`~.iformer.IFormer` renames release and timm keys on ``load_state_dict`` (a pre-hook,
+:func:`prepare_backbone_state`), so every loader accepts them, and refuses there weights that
+cannot be this backbone's (no iFormer key at all, another variant) instead of leaving it random.
+Variant detection reads dims and depths off the weights, so a file of another variant is named
+as such instead of failing with hundreds of shape mismatches. Generic file handling (safe
+loading, containers) is :mod:`iformer_mm.checkpoint`.
 """
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Pattern, Tuple, TypeVar
 
 import torch
 
 from ...checkpoint import CheckpointError, StateDict, find_state_dict, preview_keys, safe_load
 from .iformer_arch import ARCH_SETTINGS
 
+V = TypeVar('V')
+
 # ----------------------------------------------------------------------------------------------
-# Key names: published <-> ours
+# Key names in every layout
 # ----------------------------------------------------------------------------------------------
-# Module paths (without the ConvBN leaf 'c.weight' / 'bn.*'); '{s}', '{b}', '{i}' are indices.
-_STEM_PATHS = [('downsample_layers.0.0', 'downsample_layers.0.conv1'),
-               ('downsample_layers.0.2.conv_exp_bn1', 'downsample_layers.0.conv2'),
-               ('downsample_layers.0.2.conv_pwl_bn2', 'downsample_layers.0.conv3')]
-_BLOCK_PATHS = [('token_channel_mixer.m.0', 'dwconv'), ('token_channel_mixer.m.1', 'pwconv1'),
-                ('token_channel_mixer.m.3', 'pwconv2'), ('token_channel_mixer.m.q', 'attn.q'),
-                ('token_channel_mixer.m.k', 'attn.k'), ('token_channel_mixer.m.v_gate', 'attn.v_gate'),
-                ('token_channel_mixer.m.proj', 'attn.proj'), ('channel_mixer.m.0', 'fc1'),
-                ('channel_mixer.m.2', 'fc2'), ('cpe.m', 'conv')]
-_HEAD_PATHS = [('classifier.classifier', 'head.classifier'),
-               ('classifier.classifier_dist', 'head.classifier_dist')]
-_OFFICIAL_BLOCK = re.compile(r'^stages\.(\d+)\.(\d+)\.block\.(.+)$')
-_OUR_BLOCK = re.compile(r'^stages\.(\d+)\.(\d+)\.(.+)$')
-_OFFICIAL_DOWN = re.compile(r'^downsample_layers\.([123])\.0$')
-_OUR_DOWN = re.compile(r'^downsample_layers\.([123])$')
+KEY_LAYOUTS = ('ours', 'official', 'timm')
+#: a block's path in each layout ({s}: stage, {b}: block index in the stage)
+_BLOCK = ('stages.{s}.{b}', 'stages.{s}.{b}.block', 'stages.{s}.blocks.{b}')
+#: (block kind, module below the block in each layout); '' is the block itself: its layer scale
+_BLOCK_PARTS = (
+    ('conv', 'dwconv', 'token_channel_mixer.m.0', 'mixer.module.0'),
+    ('conv', 'pwconv1', 'token_channel_mixer.m.1', 'mixer.module.1'),
+    ('conv', 'pwconv2', 'token_channel_mixer.m.3', 'mixer.module.3'),
+    ('conv', '', 'token_channel_mixer', 'mixer'),
+    ('attn', 'attn.q', 'token_channel_mixer.m.q', 'mixer.module.q'),
+    ('attn', 'attn.k', 'token_channel_mixer.m.k', 'mixer.module.k'),
+    ('attn', 'attn.v_gate', 'token_channel_mixer.m.v_gate', 'mixer.module.v_gate'),
+    ('attn', 'attn.proj', 'token_channel_mixer.m.proj', 'mixer.module.proj'),
+    ('attn', '', 'token_channel_mixer', 'mixer'),
+    ('ffn', 'fc1', 'channel_mixer.m.0', 'mixer.module.0'),
+    ('ffn', 'fc2', 'channel_mixer.m.2', 'mixer.module.2'),
+    ('ffn', '', 'channel_mixer', 'mixer'),
+    ('cpe', 'conv', 'cpe.m', 'cpe.module'),
+)
+#: modules outside the blocks, in each layout ({i}: downsampling layer 1..3)
+_OTHER_PARTS = (
+    ('downsample_layers.0.conv1', 'downsample_layers.0.0', 'stem.conv1'),
+    ('downsample_layers.0.conv2', 'downsample_layers.0.2.conv_exp_bn1', 'stem.conv2'),
+    ('downsample_layers.0.conv3', 'downsample_layers.0.2.conv_pwl_bn2', 'stem.conv3'),
+    ('downsample_layers.{i}', 'downsample_layers.{i}.0', 'stages.{i}.downsample'),
+    ('head.classifier', 'classifier.classifier', 'head.head'),
+    ('head.classifier_dist', 'classifier.classifier_dist', 'head.head_dist'),
+)
+#: parameters of a ConvBN / BN+Linear: ours -> the published spelling (official and timm agree)
+_LEAVES = {'conv.weight': 'c.weight', 'fc.weight': 'l.weight', 'fc.bias': 'l.bias'}
+_THEIR_LEAVES = {theirs: ours for ours, theirs in _LEAVES.items()}
+_BN_LEAVES = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+_FEATURES_ONLY = re.compile(r'^stages_(\d+)\.')  # timm's features_only: stages_2. = stages.2.
+#: the prefixes of our backbone's keys (trainable or deployed) and of our classifier head
+_OUR_PREFIXES = ('downsample_layers.', 'stages.', 'head.')
 
 
-def _split_leaf(key: str) -> Tuple[str, str]:
-    """'a.b.c.weight' -> ('a.b', 'c.weight'); gamma has no leaf module."""
-    parts = key.split('.')
-    if parts[-1] == 'gamma':
-        return '.'.join(parts[:-1]), 'gamma'
-    return '.'.join(parts[:-2]), '.'.join(parts[-2:])
+class _Part(NamedTuple):
+    kind: Optional[str]          # block kind; None outside the blocks
+    scale: bool                  # the block's layer scale (a parameter ``gamma``, no module)
+    paths: Tuple[str, ...]       # format templates, one per layout
+    patterns: Tuple[Pattern, ...]
 
 
-def is_official_backbone_key(key: str) -> bool:
-    return (key.startswith('downsample_layers.0.0.') or key.startswith('downsample_layers.0.2.')
-            or bool(re.match(r'^downsample_layers\.[123]\.0\.', key))
-            or bool(re.match(r'^stages\.\d+\.\d+\.block\.', key)))
+def _pattern(template: str) -> Pattern:
+    pattern = re.escape(template)
+    for name, group in (('s', r'\d+'), ('b', r'\d+'), ('i', '[123]')):
+        pattern = pattern.replace(re.escape('{%s}' % name), f'(?P<{name}>{group})')
+    return re.compile(pattern)
 
 
-_LEAVES = [('c.weight', 'conv.weight'), ('l.weight', 'fc.weight'), ('l.bias', 'fc.bias')]
+def _parts() -> Tuple[_Part, ...]:
+    rows = [(kind, tuple(block + (f'.{sub}' if sub else '') for block, sub in zip(_BLOCK, subs)))
+            for kind, *subs in _BLOCK_PARTS]
+    rows += [(None, paths) for paths in _OTHER_PARTS]
+    return tuple(_Part(kind, kind is not None and paths[0] == _BLOCK[0], paths,
+                       tuple(map(_pattern, paths))) for kind, paths in rows)
 
 
-def _translate(key: str, to_ours: bool, ffn_blocks: Iterable[str] = ()) -> str:
-    """Rename one backbone / head key between the published and our layout (either way)."""
-    src, dst = (0, 1) if to_ours else (1, 0)
-    path, leaf = _split_leaf(key)
-    leaf = {pair[src]: pair[dst] for pair in _LEAVES}.get(leaf, leaf)
-    if leaf == 'gamma':  # published: stages.s.b.block.{token_channel_mixer,channel_mixer}.gamma
-        if to_ours:
-            m = re.match(r'^stages\.(\d+)\.(\d+)\.block\.(token_channel_mixer|channel_mixer)$', path)
+_PARTS = _parts()
+
+
+def _split(key: str, layout: str) -> Optional[Tuple[str, str]]:
+    """(module path, parameter in our spelling) of a key of ``layout``; None if the parameter is
+    none of iFormer's."""
+    if layout == 'timm':
+        key = _FEATURES_ONLY.sub(r'stages.\1.', key)
+    names = key.split('.')
+    if names[-1] == 'gamma':
+        return '.'.join(names[:-1]), 'gamma'
+    leaf = '.'.join(names[-2:])
+    if len(names) > 2 and names[-2] == 'bn' and names[-1] in _BN_LEAVES:
+        return '.'.join(names[:-2]), leaf
+    spelled = leaf if layout == 'ours' else _THEIR_LEAVES.get(leaf)
+    if len(names) > 2 and spelled in _LEAVES:
+        return '.'.join(names[:-2]), spelled
+    return None
+
+
+def _matches(key: str, layout: str) -> List[Tuple[_Part, Dict[str, str], str]]:
+    """Every (part, index groups, parameter) that ``key`` of ``layout`` can be."""
+    split = _split(key, layout)
+    if split is None:
+        return []
+    path, leaf = split
+    col = KEY_LAYOUTS.index(layout)
+    found = []
+    for part in _PARTS:
+        if part.scale == (leaf == 'gamma'):
+            m = part.patterns[col].fullmatch(path)
             if m:
-                return f'stages.{m.group(1)}.{m.group(2)}.gamma'
-        elif re.match(r'^stages\.\d+\.\d+$', path):
-            mixer = 'channel_mixer' if path in set(ffn_blocks) else 'token_channel_mixer'
-            return f'{path}.block.{mixer}.gamma'
-        raise KeyError(key)
-    for pair in _STEM_PATHS + _HEAD_PATHS:
-        if path == pair[src]:
-            return f'{pair[dst]}.{leaf}'
-    m = (_OFFICIAL_DOWN if to_ours else _OUR_DOWN).match(path)
-    if m:
-        return f'downsample_layers.{m.group(1)}{"" if to_ours else ".0"}.{leaf}'
-    m = (_OFFICIAL_BLOCK if to_ours else _OUR_BLOCK).match(path)
-    if m:
-        for pair in _BLOCK_PATHS:
-            if m.group(3) == pair[src]:
-                block = '' if to_ours else 'block.'
-                return f'stages.{m.group(1)}.{m.group(2)}.{block}{pair[dst]}.{leaf}'
-    raise KeyError(key)
+                found.append((part, m.groupdict(), leaf))
+    return found
+
+
+def key_layout(key: str) -> Optional[str]:
+    """The layout whose name ``key`` is (release and timm names first), or None."""
+    for layout in ('official', 'timm', 'ours'):
+        if _matches(key, layout):
+            return layout
+    return None
+
+
+def _block_kinds(keys: Iterable[str], layout: str) -> Dict[Tuple[str, str], str]:
+    """(stage, block) -> the block's kind, for every block one of whose keys tells it."""
+    kinds = {}
+    for key in keys:
+        found = {(g['s'], g['b'], part.kind) for part, g, _ in _matches(key, layout) if part.kind}
+        if len({kind for _, _, kind in found}) == 1:
+            s, b, kind = found.pop()
+            kinds[(s, b)] = kind
+    return kinds
+
+
+def _new_names(keys: Iterable[str], src: str, dst: str) -> Dict[str, Optional[str]]:
+    """Each key of layout ``src`` -> its name in layout ``dst`` (None: not an iFormer key of
+    ``src``, or one whose block kind the other keys do not tell)."""
+    keys = list(keys)
+    kinds = _block_kinds(keys, src)
+    col = KEY_LAYOUTS.index(dst)
+    out: Dict[str, Optional[str]] = {}
+    for key in keys:
+        names = set()
+        for part, groups, leaf in _matches(key, src):
+            if part.kind and kinds.get((groups['s'], groups['b']), part.kind) != part.kind:
+                continue
+            spelled = leaf if dst == 'ours' else _LEAVES.get(leaf, leaf)
+            names.add(part.paths[col].format(**groups) + '.' + spelled)
+        out[key] = names.pop() if len(names) == 1 else None
+    return out
+
+
+def rename_keys(state_dict: Mapping[str, V], src: str, dst: str,
+                source: str = 'checkpoint') -> Dict[str, V]:
+    """Every key from layout ``src`` to ``dst``; a CheckpointError lists keys that are not
+    iFormer keys of ``src``."""
+    names = _new_names(state_dict, src, dst)
+    unknown = [k for k, new in names.items() if new is None]
+    if unknown:
+        raise CheckpointError(f'{source}: {len(unknown)} keys are not iFormer keys in the {src} '
+                              f'layout: {preview_keys(unknown)}')
+    return {names[k]: v for k, v in state_dict.items()}
+
+
+def names_layout(keys: Iterable[str], source: str = 'checkpoint') -> str:
+    """``'official'`` or ``'timm'`` if any key is such a name, else ``'ours'``; mixing refused."""
+    found = {layout for layout in map(key_layout, keys) if layout in ('official', 'timm')}
+    if len(found) > 1:
+        raise CheckpointError(f'{source} mixes release (official) and timm key names')
+    return found.pop() if found else 'ours'
 
 
 def official_to_ours_key(key: str) -> str:
-    """Rename one published backbone / head key to ours; raise KeyError if it is not one."""
-    return _translate(key, to_ours=True)
+    """Rename one release-file key to ours; raise KeyError if it is not one."""
+    new = _new_names([key], 'official', 'ours')[key]
+    if new is None:
+        raise KeyError(key)
+    return new
 
 
-def ours_to_official_key(key: str, ffn_blocks: Iterable[str] = ()) -> str:
-    """Inverse of :func:`official_to_ours_key` (``ffn_blocks``: 'stages.s.b' prefixes of FFNs,
-    needed only for layer-scale ``gamma`` keys, whose published name depends on the block type)."""
-    return _translate(key, to_ours=False, ffn_blocks=ffn_blocks)
+def ours_to_official(state_dict: Mapping[str, V]) -> Dict[str, V]:
+    """mm-format (``backbone.`` / ``head.``) or bare backbone keys -> the release layout."""
+    return from_mm_state(state_dict, 'official')
 
 
-def ours_to_official(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    """mm-format (``backbone.`` / ``head.``) or bare backbone keys -> the published layout."""
-    bare = {(k[len('backbone.'):] if k.startswith('backbone.') else k): v
-            for k, v in state_dict.items()}
-    ffn_blocks = {k.rsplit('.fc1.', 1)[0] for k in bare if '.fc1.' in k}
-    return {ours_to_official_key(k, ffn_blocks): v for k, v in bare.items()}
+def to_mm_state(state_dict: Mapping[str, torch.Tensor],
+                source: str = 'checkpoint') -> Tuple[StateDict, str]:
+    """Weights in any layout -> the mm layout of our configs, and the layout their names were in.
 
-
-def official_to_mm(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    """Published classifier state_dict -> mm classifier keys (``backbone.*``, ``head.*``)."""
-    out: StateDict = {}
-    unknown = []
-    for key, value in state_dict.items():
-        try:
-            new = official_to_ours_key(key)
-        except KeyError:
-            unknown.append(key)
-            continue
-        out[new if new.startswith('head.') else f'backbone.{new}'] = value
-    if unknown:
-        raise CheckpointError(f'{len(unknown)} keys are not iFormer keys: {preview_keys(unknown)}')
-    return out
-
-
-def rename_official_keys_inplace(state_dict: Dict[str, torch.Tensor], prefix: str) -> int:
-    """Rename published backbone keys under ``prefix`` to ours, in place; return how many.
-
-    Used as a ``load_state_dict`` pre-hook on :class:`IFormer`, so any loader (mmengine's
-    runner, ``load_from``, ``init_cfg``, plain ``load_state_dict``) accepts published names.
+    An mm checkpoint (keys under ``backbone.``: ours, or the published mmdet / mmseg files with
+    release names there) keeps every key; only its backbone keys are renamed to ours. A bare
+    state_dict (a release file's ``'model'``, timm's, our backbone's) must hold iFormer keys only:
+    backbone keys go under ``backbone.``, the classifier to ``head.classifier`` /
+    ``head.classifier_dist``. CheckpointError lists the keys that are none.
     """
-    keys = [k for k in state_dict if k.startswith(prefix) and is_official_backbone_key(k[len(prefix):])]
-    for key in keys:
-        state_dict[prefix + official_to_ours_key(key[len(prefix):])] = state_dict.pop(key)
-    return len(keys)
+    if any(k.startswith('backbone.') for k in state_dict):
+        backbone = {k[len('backbone.'):]: v for k, v in state_dict.items()
+                    if k.startswith('backbone.')}
+        layout = names_layout(backbone, source)
+        if layout != 'ours':
+            backbone = rename_keys(backbone, layout, 'ours', f'{source} (under backbone.)')
+        out = {f'backbone.{k}': v for k, v in backbone.items()}
+        out.update((k, v) for k, v in state_dict.items() if not k.startswith('backbone.'))
+        return out, layout
+    layout = names_layout(state_dict, source)
+    if layout == 'ours':
+        unknown = [k for k in state_dict if not k.startswith(_OUR_PREFIXES)]
+        if unknown:
+            raise CheckpointError(f'{source}: {len(unknown)} keys are not iFormer keys: '
+                                  f'{preview_keys(unknown)}')
+        renamed = dict(state_dict)
+    else:
+        renamed = rename_keys(state_dict, layout, 'ours', source)
+    return {(k if k.startswith('head.') else f'backbone.{k}'): v for k, v in renamed.items()}, layout
 
 
-def extract_backbone_state(state_dict: Mapping[str, torch.Tensor],
-                           prefix: Optional[str] = None) -> StateDict:
-    """Backbone weights under our names, from any supported layout.
+def from_mm_state(state_dict: Mapping[str, V], layout: str) -> Dict[str, V]:
+    """Our names (mm ``backbone.*`` / ``head.*``, or a bare backbone) -> ``layout``'s, bare.
 
-    ``prefix`` (e.g. 'backbone.') selects a sub-module; by default 'backbone.' is used when present,
-    otherwise everything except classifier heads.
+    Everything else of a detector or segmentor (neck, heads) is left out: timm and the official
+    classifier hold backbone and classifier only.
     """
-    if prefix is None:
-        prefix = 'backbone.' if any(k.startswith('backbone.') for k in state_dict) else ''
-    out: StateDict = {}
-    for key, value in state_dict.items():
-        if not key.startswith(prefix):
-            continue
-        key = key[len(prefix):]
-        if key.startswith(('classifier.', 'head.')):
-            continue
-        out[official_to_ours_key(key) if is_official_backbone_key(key) else key] = value
-    return out
+    if any(k.startswith('backbone.') for k in state_dict):
+        state_dict = {k[len('backbone.'):] if k.startswith('backbone.') else k: v
+                      for k, v in state_dict.items()
+                      if k.startswith(('backbone.', 'head.'))}
+    return rename_keys(state_dict, 'ours', layout)
+
+
+def extract_backbone_state(state_dict: Mapping[str, torch.Tensor], prefix: Optional[str] = None,
+                           source: str = 'checkpoint') -> StateDict:
+    """Backbone weights under our names, from any layout (:func:`to_mm_state`).
+
+    ``prefix`` (e.g. ``'backbone.'``, mmengine's ``init_cfg`` prefix) takes the keys under it;
+    by default the layout decides (``backbone.*`` of an mm checkpoint, all but the classifier of
+    a bare state_dict).
+    """
+    if prefix:
+        state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if not state_dict:
+            return {}
+    mm, _ = to_mm_state(state_dict, source)
+    return {k[len('backbone.'):]: v for k, v in mm.items() if k.startswith('backbone.')}
+
+
+def prepare_backbone_state(model: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
+                           prefix: str) -> None:
+    """``load_state_dict`` pre-hook of :class:`~.iformer.IFormer`, whichever loader runs it.
+
+    In place: release and timm names under ``prefix`` become ours, and a whole classifier /
+    detector state_dict loaded into the bare backbone gives its ``backbone.*`` keys. Then weights
+    that cannot be this backbone's are refused (CheckpointError) rather than left as missing
+    keys of a random model: no key reaching it, another variant, shapes that differ, fused
+    weights for an unfused model (or the reverse). Missing or extra keys alone are left to the
+    loader's own ``strict``.
+    """
+    layouts = {k[len(prefix):]: key_layout(k[len(prefix):]) for k in state_dict
+               if k.startswith(prefix)}
+    for layout in ('official', 'timm'):
+        theirs = [k for k, found in layouts.items() if found == layout]
+        for bare, new in _new_names(theirs, layout, 'ours').items():
+            if new is not None:
+                state_dict[prefix + new] = state_dict.pop(prefix + bare)
+    own = model.state_dict()
+    nested = prefix + 'backbone.'
+    if not any(k[len(prefix):] in own for k in state_dict if k.startswith(prefix)):
+        for key in [k for k in state_dict if k.startswith(nested)]:
+            state_dict[prefix + key[len(nested):]] = state_dict.pop(key)
+    bare = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    where = f"the checkpoint loaded into '{prefix[:-1]}'" if prefix else 'the checkpoint loaded'
+    if not bare:
+        raise CheckpointError(f'{where} has no iFormer backbone weights (no key under '
+                              f"'{prefix}'; the keys: {preview_keys(sorted(state_dict))})")
+    reached = [k for k in bare if k in own]
+    if not reached or any(own[k].shape != bare[k].shape for k in reached):
+        check_backbone_state(model, bare, where)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,9 +329,21 @@ def guess_variant(state_dict: Mapping[str, torch.Tensor]) -> Optional[str]:
     return None
 
 
+def is_deployed_state(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """Whether backbone weights under our names are the deployed (fused) form: no BatchNorm."""
+    return not any(k.endswith('.bn.running_mean') for k in state_dict)
+
+
 def check_backbone_state(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
                          source: str) -> None:
-    """Raise a CheckpointError naming the variant, or the missing/unexpected keys, on mismatch."""
+    """Raise a CheckpointError naming the variant, or the missing/unexpected keys, on mismatch.
+
+    Weights without a single key of our backbone's (``downsample_layers.*``, ``stages.*``) are
+    named as such: no iFormer backbone weights.
+    """
+    if not any(k.startswith(_OUR_PREFIXES[:2]) for k in state_dict):
+        raise CheckpointError(f'{source} has no iFormer backbone weights (the keys: '
+                              f'{preview_keys(sorted(state_dict)) or "none"})')
     own = model.state_dict()
     mismatched = [k for k in state_dict if k in own and own[k].shape != state_dict[k].shape]
     missing = sorted(set(own) - set(state_dict))
@@ -205,7 +361,7 @@ def check_backbone_state(model: torch.nn.Module, state_dict: Mapping[str, torch.
             f'{tuple(model.depths)}); use arch={their!r} or the matching checkpoint')
     parts = []
     deployed_model = bool(getattr(model, 'deploy', False))
-    deployed_weights = not any(k.endswith('.bn.running_mean') for k in state_dict)
+    deployed_weights = is_deployed_state(state_dict)
     if deployed_model != deployed_weights:
         parts.append('the weights are ' + ('deployed (fused)' if deployed_weights else
                                            'trainable (not fused)') + ' but the model is ' +
@@ -222,10 +378,11 @@ def check_backbone_state(model: torch.nn.Module, state_dict: Mapping[str, torch.
 
 
 def load_backbone_weights(model: torch.nn.Module, path: str, prefix: Optional[str] = None) -> None:
-    """Load a published or mm checkpoint strictly into an :class:`IFormer` backbone."""
+    """Load a checkpoint of any layout (release, mm, timm; ``.pth`` / ``.bin`` / ``.safetensors``)
+    strictly into an :class:`IFormer` backbone."""
     ckpt = safe_load(path)
     state_dict, _ = find_state_dict(ckpt, source=path)
-    backbone = extract_backbone_state(state_dict, prefix)
+    backbone = extract_backbone_state(state_dict, prefix, source=path)
     if not backbone:
         raise CheckpointError(f'{path} has no backbone weights'
                               + (f' under prefix {prefix!r}' if prefix else ''))
