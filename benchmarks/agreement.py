@@ -33,28 +33,24 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SIZES = {'mmdet': '640x480,480x640,600x300,300x600,427x640,500x333,512x512',
                  'mmseg': '640x480,480x640,683x512,512x683,1024x256,500x333,512x512'}
 TOOLBOX_TASK = {'mmdet': 'detector', 'mmseg': 'segmentor'}
-#: weight factors of a random detector's RPN / box classifier (see :func:`random_checkpoint`)
-SHARPEN = {'rpn': 5.0, 'rcnn': 40.0}
 
 
 def random_checkpoint(config: str, task: str, path: str, seed: int = 0) -> str:
     """A checkpoint of ``config``'s model with random weights and random BN statistics, saved as
-    the toolbox saves one. A detector's RPN and box classifiers are sharpened (no bias, weights
-    x :data:`SHARPEN`): with random weights their logits vary little from box to box (measured on
-    the demo config: std 0.3-0.7 for the RPN, 0.07 for the box classifier), so float rounding
-    decides which of two near-tied boxes NMS keeps and a comparison of detections compares
-    noise. Sharpened, logits spread over a few units: confident detections, scores apart."""
+    the toolbox saves one. A detector's RPN and box classifiers are recentred and rescaled so
+    each class's logit has mean 0 and standard deviation :data:`LOGIT_STD` over the boxes of a
+    random image: with random weights the logits otherwise vary little from box to box
+    (measured on the demo config: std 0.3-0.7 for the RPN, 0.07 for the box classifier), so
+    float rounding decides which of two near-tied boxes NMS keeps and a comparison of detections
+    compares noise; scaled without recentring, one class's offset saturates softmax at exactly
+    1.0 and ties again. Rescaled, it has confident detections with scores apart."""
     from iformer_mm.deploy.mm_model import build_mm_model
     from iformer_mm.utils.configs import load_config
     cfg = load_config(config)
     torch.manual_seed(seed)
     model = random_bn_statistics(build_mm_model(cfg, task), seed + 3).eval()
     if task == 'detector':
-        with torch.no_grad():
-            for name, layer in (('rpn', model.rpn_head.rpn_cls),
-                                ('rcnn', model.roi_head.bbox_head.fc_cls)):
-                layer.weight.mul_(SHARPEN[name])
-                layer.bias.zero_()
+        _spread_detector_logits(model, seed)
     classes = ((cfg.get('test_dataloader') or {}).get('dataset', {}).get('metainfo') or {}).get(
         'classes')
     meta = {'dataset_meta': {'classes': tuple(classes)}} if classes else {}
@@ -62,14 +58,70 @@ def random_checkpoint(config: str, task: str, path: str, seed: int = 0) -> str:
     return path
 
 
-def _dataset(scope: str, root: str, sizes: str, seed: int) -> Tuple[str, List[str]]:
+#: the standard deviation a random detector's classifier logits are scaled to
+LOGIT_STD = 2.0
+
+
+@torch.no_grad()
+def _spread_detector_logits(model, seed: int) -> None:
+    """Recentre and scale the RPN's and the box head's classifiers (see
+    :func:`random_checkpoint`): per output channel, logits of mean 0 and std :data:`LOGIT_STD`."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.bbox import bbox2roi
+
+    from iformer_mm.utils.scope import toolbox_scope
+    x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(seed))
+    meta = dict(img_shape=(128, 128), ori_shape=(128, 128), scale_factor=(1.0, 1.0),
+                batch_input_shape=(128, 128))
+    rpn, head = model.rpn_head.rpn_cls, model.roi_head.bbox_head.fc_cls
+    with toolbox_scope('mmdet'):
+        feats = model.extract_feat(x)
+        logits = torch.cat([c.permute(1, 0, 2, 3).flatten(1) for c in model.rpn_head(feats)[0]], 1)
+        recentre(rpn, logits)  # (anchors per cell, cells of every level)
+        proposals = model.rpn_head.predict(feats, [DetDataSample(metainfo=meta)], rescale=False)
+        scores = model.roi_head._bbox_forward(feats, bbox2roi([p.bboxes for p in proposals]))
+        recentre(head, scores['cls_score'].t())  # (classes + background, boxes)
+
+
+def recentre(layer, logits: torch.Tensor) -> None:
+    """Affine-correct ``layer`` so each output channel of ``logits`` (C, N), which it computed,
+    gets mean 0 and std :data:`LOGIT_STD`."""
+    mean, std = logits.mean(1), logits.std(1).clamp(min=1e-6)
+    scale = LOGIT_STD / std
+    layer.weight.mul_(scale.view(-1, *[1] * (layer.weight.dim() - 1)))
+    layer.bias.copy_((layer.bias - mean) * scale)
+
+
+def _config_classes(cfg) -> List[str]:
+    from mmdet.datasets import CocoDataset
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    return list(classes or CocoDataset.METAINFO['classes'])  # a COCO config names none
+
+
+def _categories_as(ann_file: str, classes: Sequence[str]) -> None:
+    """Give a generated COCO file the config's category list (the shapes become its first
+    classes), so a config trained on other classes (the COCO recipe's 80) evaluates it."""
+    with open(ann_file) as f:
+        coco = json.load(f)
+    if [c['name'] for c in coco['categories']] == list(classes):
+        return
+    coco['categories'] = [dict(id=i + 1, name=name, supercategory='shape')
+                          for i, name in enumerate(classes)]
+    with open(ann_file, 'w') as f:
+        json.dump(coco, f)
+
+
+def _dataset(cfg, scope: str, root: str, sizes: str, seed: int) -> Tuple[str, List[str]]:
     """The generated set and the --cfg-options that point the config's test set at it."""
     from demo.shapes import make_ade20k, make_coco
     count = len(sizes.split(','))
     if scope == 'mmdet':
         make_coco(root, num_train=1, num_val=count, seed=seed, sizes=sizes)
+        ann = os.path.join(root, 'annotations', 'instances_val2017.json')
+        _categories_as(ann, _config_classes(cfg))
         return root, [f'test_dataloader.dataset.data_root={root}/',
-                      f'test_evaluator.ann_file={root}/annotations/instances_val2017.json']
+                      f'test_evaluator.ann_file={ann}']
     make_ade20k(root, num_train=1, num_val=count, seed=seed, sizes=sizes)
     data = os.path.join(root, 'ADEChallengeData2016')
     return data, [f'test_dataloader.dataset.data_root={data}']
@@ -120,18 +172,19 @@ def run_agreement(config: str, model: str, targets: Sequence[str], sizes: Option
     """Export, test both ways, compare (module docstring); returns the results document."""
     from iformer_mm.deploy.export import Request, deploy
     from iformer_mm.utils.configs import load_config
-    scope = load_config(config).get('default_scope')
+    cfg = load_config(config)
+    scope = cfg.get('default_scope')
     if scope not in TOOLBOX_TASK:
         raise ValueError(f'--config {config} is a {scope} config; agreement compares mmdet '
                          'detectors and mmseg segmentors')
     task, sizes = TOOLBOX_TASK[scope], sizes or DEFAULT_SIZES[scope]
     weights = checkpoint or ('random (random BN statistics' +
-                             (', RPN and box classifiers sharpened)' if task == 'detector' else ')'))
+                             (', RPN and box classifier logits spread)' if task == 'detector' else ')'))
     tool = os.path.join(os.path.dirname(__import__(scope).__file__), '.mim', 'tools', 'test.py')
     out = '.pkl' if scope == 'mmdet' else ''
     results = []
     with tempfile.TemporaryDirectory(prefix='iformer-agreement-') as tmp:
-        data, options = _dataset(scope, os.path.join(tmp, 'data'), sizes, seed)
+        data, options = _dataset(cfg, scope, os.path.join(tmp, 'data'), sizes, seed)
         checkpoint = checkpoint or random_checkpoint(config, task, os.path.join(tmp, 'm.pth'),
                                                      seed)
         ref_out = os.path.join(tmp, 'ref' + out)
@@ -181,7 +234,7 @@ def markdown(doc: dict) -> str:
              + ' | '.join(f"{doc['reference'].get(k, float('nan')):.4f}" for k in metric) + ' |']
     for a in doc['artifacts']:
         cells = [(f"{r[key]} / {r['compared']}" if key == 'top10_equal'
-                  else f"{100 * r[key]:.2f}%") for r in a['per_image']]
+                  else f"{100 * r[key]:.3f}%") for r in a['per_image']]
         lines.append(f"| {a['artifact']} | " + ' | '.join(cells) + ' | '
                      + ' | '.join(f"{a['metrics'].get(k, float('nan')):.4f}" for k in metric) + ' |')
     return '\n'.join(lines) + '\n'

@@ -65,7 +65,7 @@ log "OpenMMLab toolboxes, timm, deployment runtimes"
 # every artifact in its runtime, so the tests exercise each). LiteRT (litert-torch) is left out:
 # it pulls transformers, which makes mmpretrain import its multimodal models (transformers 5.x
 # breaks them), and needs downgrades of typing_extensions, huggingface_hub, tokenizers, anyio and
-# cattrs (README, "Deploy it").
+# cattrs (docs/deployment.md).
 "${PIP[@]}" install -q "mmcv==$MMCV_VERSION" "mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2" \
     "mmpretrain==1.2.0" "timm>=1.0.31" "coremltools==9.0" "onnx==1.23.2" "onnxruntime==1.31.1" \
     "openvino==2026.4.1" "nncf==3.4.0" "executorch==1.5.1" "torchao==0.18.0" \

@@ -45,6 +45,22 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return random_bn_statistics(model, seed)
 
 
+@torch.no_grad()
+def calibrate_bn(model: torch.nn.Module, inputs: torch.Tensor) -> torch.nn.Module:
+    """Set every BatchNorm's statistics to those of ``inputs`` (one train-mode pass, cumulative
+    average), then eval mode. Why: a random network's features barely vary between images
+    (measured: 0.03% of their magnitude), so any comparison of its predictions compares rounding
+    noise; calibrated on the images, each layer sees standardised activations and the
+    predictions follow the image."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    model.extract_feat(inputs)
+    return model.eval()
+
+
 def release_file(folder: Path, seed: int) -> Tuple[torch.nn.Module, Path]:
     """A random iFormer-T classifier (randomised BN) and a release-format file of it."""
     from iformer_mm.models.plain_classifier import IFormerClassifier

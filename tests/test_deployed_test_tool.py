@@ -18,20 +18,23 @@ a truncated file, a config of another task or variant, the runtime missing) is o
 nothing written.
 """
 import json
+import os
 import pickle
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from benchmarks.agreement import last_metrics, random_checkpoint
+from benchmarks.agreement import last_metrics, random_checkpoint, recentre
 from demo.shapes import make_ade20k, make_classification
 from iformer_mm.apis import launch
 from iformer_mm.deploy import cli
 from iformer_mm.utils.configs import load_config
 
-from .helpers import REPO, randomize_bn, run_tool, toolbox_test_tool
+from .helpers import REPO, calibrate_bn, run_tool, tool_env, toolbox_test_tool
 from .test_deploy_detector import DET_CONFIG
 
 SEG_CONFIG = str(REPO / 'configs/segmentation/fpn_iformer-t_1xb8-800iter_shapes-128x128.py')
@@ -93,20 +96,39 @@ def test_segmentor_artifact_scores_what_mmseg_test_scores(ade, segmentor, seg_ar
         got = np.asarray(Image.open(tmp_path / 'ours_out' / png.name))
         assert got.shape == want.shape and (got == want).mean() >= 0.995, png.name
     assert len({np.asarray(Image.open(p)).shape for p in pngs}) == 6
+    if mode == 'whole':  # tools/dist_test.sh: two CPU processes, each with its runtime session
+        env = dict(tool_env(1), PORT=str(29700 + os.getpid() % 1000), PYTHON=sys.executable)
+        proc = subprocess.run(['bash', 'tools/dist_test.sh', SEG_CONFIG, str(seg_artifact), '2',
+                               '--out', str(tmp_path / 'dist_out'), '--work-dir',
+                               str(tmp_path / 'dist'), *options], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert abs(last_metrics(proc.stdout + proc.stderr)['mIoU'] - ours['mIoU']) < 1e-6
+        for png in pngs:
+            assert (np.asarray(Image.open(tmp_path / 'dist_out' / png.name)) ==
+                    np.asarray(Image.open(tmp_path / 'ours_out' / png.name))).all(), png.name
 
 
 # -- classifier ---------------------------------------------------------------------------------
 def test_classifier_artifact_scores_what_mmpretrain_test_scores(tmp_path):
     data = tmp_path / 'cls'
     make_classification(data, num_train_per_class=1, num_val_per_class=4, seed=1)
-    from mmengine.registry import MODELS
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DATASETS, MODELS
 
     from iformer_mm.utils.scope import toolbox_scope
     cfg = load_config(CLS_CONFIG)
     torch.manual_seed(0)
     with toolbox_scope('mmpretrain'), torch.no_grad():
-        model = randomize_bn(MODELS.build(cfg.model), 3).eval()
-        model.head.classifier.fc.weight.mul_(40)  # random logits barely vary between images
+        # built as the runner builds it: the config's top-level data_preprocessor normalises
+        model = MODELS.build(dict(cfg.model, data_preprocessor=dict(
+            cfg.model.get('data_preprocessor') or cfg.data_preprocessor)))
+        # BN calibrated and logits recentred on this very set, so the labels follow the image
+        # and a wrong label or score in the artifact would show
+        dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, data_root=str(data)))
+        batch = model.data_preprocessor(pseudo_collate([dataset[i] for i in range(len(dataset))]))
+        calibrate_bn(model, batch['inputs'])
+        recentre(model.head.classifier.fc, model(batch['inputs'], mode='tensor').t())
     ckpt = tmp_path / 'cls.pth'
     torch.save({'state_dict': model.state_dict()}, ckpt)
     artifact = _deploy(tmp_path, '--task', 'classifier', '--target', 'openvino', '--config',
@@ -122,6 +144,35 @@ def test_classifier_artifact_scores_what_mmpretrain_test_scores(tmp_path):
                for w, g in zip(want, got)) < 1e-4
     # the scores follow the image (a random network, but not one constant answer)
     assert len({int(w['pred_label']) for w in want}) > 1
+    # the runner (tools/infer.py --artifact): the same scores as mmpretrain's inference_model
+    from mmpretrain.apis import get_model, inference_model
+
+    from iformer_mm.deploy.runner import ArtifactRunner
+    runner = ArtifactRunner(str(artifact), threads=1)
+    with toolbox_scope('mmpretrain'):
+        model = get_model(CLS_CONFIG, pretrained=str(ckpt))
+    for image in sorted((data / 'val').rglob('*.png'))[::7]:
+        got = runner(str(image))
+        with toolbox_scope('mmpretrain'):
+            want = inference_model(model, str(image))
+        assert int(got.pred_label) == want['pred_label']
+        assert float(np.abs(got.pred_score.numpy() - want['pred_scores']).max()) < 1e-4
+
+
+def test_segmentor_runner_gives_what_mmseg_inference_gives(ade, segmentor, seg_artifact):
+    """ArtifactRunner (what tools/infer.py --artifact runs) against mmseg's inference_model."""
+    from mmseg.apis import inference_model, init_model
+
+    from iformer_mm.deploy.runner import ArtifactRunner
+    from iformer_mm.utils.scope import toolbox_scope
+    runner = ArtifactRunner(str(seg_artifact), threads=1)
+    with toolbox_scope('mmseg'):
+        model = init_model(SEG_CONFIG, str(segmentor), device='cpu')
+    for image in sorted((ade / 'images' / 'validation').glob('*.jpg'))[:3]:
+        got = runner(str(image)).pred_sem_seg.data
+        with toolbox_scope('mmseg'):
+            want = inference_model(model, str(image)).pred_sem_seg.data
+        assert got.shape == want.shape and (got == want).float().mean() >= 0.995, image.name
 
 
 # -- bad input ----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
     python tools/deploy.py --model iformer-m --task classifier --target executorch --precision int8 \
         --checkpoint CKPT --calib-data data/shapes/cls/train
-See ``python tools/deploy.py --help`` and the README's deployment section.
+See ``python tools/deploy.py --help`` and docs/deployment.md.
 """
 import os
 import sys

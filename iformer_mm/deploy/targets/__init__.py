@@ -14,7 +14,7 @@ TARGETS: Dict[str, Target] = {t.name: t for t in (EXECUTORCH, COREML, OPENVINO, 
 def get_target(name: str) -> Target:
     if name not in TARGETS:
         raise DeployError(f'unknown target {name!r}; expected one of {list(TARGETS)} (tflite: see '
-                          "the README's deployment section for why LiteRT is not in the stack)")
+                          'docs/deployment.md for why LiteRT is not in the stack)')
     return TARGETS[name]
 
 
