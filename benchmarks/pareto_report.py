@@ -1,0 +1,134 @@
+"""Tables and one-line conclusions of the accuracy-latency comparison (results of :mod:`.pareto`).
+
+Why generated: the conclusion a user reads ("on this runtime iFormer-M is off the front, RepViT-M1.1
+is 1.2x faster and as accurate") must follow from the measured rows, not be written by hand
+beside them; the docs cite these lines.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+from .pareto import closest_dominating
+
+TASK_NAMES = {'classifier': 'classifier', 'backbone': 'dense backbone'}
+
+
+def _iformer_rows(group: dict) -> List[dict]:
+    return [r for r in group['rows'] if r['family'] == 'iFormer' and 'median_ms' in r]
+
+
+def verdict(group: dict, row: dict, accuracy: str = 'top1') -> str:
+    """'iFormer-M on the front', or who beats it: the closest faster, as accurate front model."""
+    flag = 'on_front' if accuracy == 'top1' else 'on_front_best'
+    if row.get(flag):
+        return f"{row['label']} on the front"
+    rows = [dict(r, on_front=r.get(flag)) for r in group['rows']]
+    peer_key = closest_dominating(rows, row['key'], accuracy)
+    peer = next(r for r in group['rows'] if r['key'] == peer_key)
+    return (f"{row['label']} off ({peer['label']}: {row['median_ms'] / peer['median_ms']:.2f}x "
+            f"faster, {peer[accuracy] - row[accuracy]:+.1f} top-1)")
+
+
+def conclusion(group: dict) -> str:
+    """One line per (runtime, task), from the rows: where each iFormer stands."""
+    rows = _iformer_rows(group)
+    failed = [r['label'] for r in group['rows'] if r['status'] != 'ok']
+    head = (f"{group['runtime']}, {TASK_NAMES[group['task']]} {group['resolution']}: ")
+    if not rows:
+        return head + 'no iFormer was timed'
+    on = [r['label'] for r in rows if r.get('on_front')]
+    text = head + '; '.join(verdict(group, r) for r in rows)
+    if len(on) != len([r for r in rows if r.get('on_front_best')]):
+        text += ('; with distilled / longer-schedule weights: '
+                 + '; '.join(verdict(group, r, 'best_top1') for r in rows))
+    if failed:
+        text += f" (not timed: {', '.join(failed)})"
+    return text
+
+
+def _ms(row: dict) -> str:
+    if 'median_ms' not in row:
+        return 'failed'
+    return f"{row['median_ms']:.1f} ({row['p10_ms']:.1f}-{row['p90_ms']:.1f})"
+
+
+def _front(row: dict) -> str:
+    if 'median_ms' not in row:
+        return '-'
+    return ('yes' if row['on_front'] else 'no') + (' / ' + ('yes' if row['on_front_best'] else 'no'))
+
+
+def _note(row: dict, models: Dict[str, dict]) -> str:
+    if row['status'] != 'ok':
+        return row['error'].replace('|', '/')
+    facts = models.get(row['key'], {})
+    notes = []
+    if facts.get('top1_resolution', 224) != 224:
+        notes.append(f"top-1 at {facts['top1_resolution']}")
+    if facts.get('distilled'):
+        notes.append('distilled weights')
+    if row.get('max_abs_diff_vs_torch') is not None and row['max_abs_diff_vs_torch'] > 1e-3:
+        notes.append(f"output differs from PyTorch by {row['max_abs_diff_vs_torch']:.1e}")
+    if row.get('xnnpack_partitions', 1) != 1:
+        notes.append(f"{row['xnnpack_partitions']} XNNPACK partitions")
+    return ', '.join(notes)
+
+
+def group_table(group: dict, models: Dict[str, dict]) -> str:
+    """Rows by latency: top-1, GMACs, ms, ratio to the reference, on the front (top-1 / best)."""
+    key = f"{group['task']}_{group['resolution']}"
+    lines = [f"| model | top-1 (%) | GMACs | ms, median (p10-p90) | / {group['reference']} "
+             f"| on front (top-1 / best top-1) | precision ran | note |",
+             '|---|---|---|---|---|---|---|---|']
+    rows = sorted(group['rows'], key=lambda r: r.get('median_ms', float('inf')))
+    for r in rows:
+        gmacs = models.get(r['key'], {}).get(key, {}).get('gmacs')
+        name = f"**{r['label']}**" if r['family'] == 'iFormer' else r['label']
+        ratio = f"{r['ratio_vs_reference']:.2f}" if 'ratio_vs_reference' in r else '-'
+        lines.append(f"| {name} | {r['top1']:.1f}"
+                     + (f" ({r['best_top1']:.1f})" if r['best_top1'] != r['top1'] else '')
+                     + f" | {gmacs if gmacs is not None else '-'} | {_ms(r)} | {ratio} | "
+                     f"{_front(r)} | {r.get('precision_ran') or '-'} | {_note(r, models)} |")
+    return '\n'.join(lines)
+
+
+def profile_table(group: dict, n: int = 8) -> Optional[str]:
+    """The reference's and its closest front peer's per-op profiles side by side (ms per run)."""
+    profiles = group.get('profiles')
+    if not profiles:
+        return None
+    ref, peer = group['reference'], group['closest_front_peer']
+    label = {r['key']: r['label'] for r in group['rows']}
+    table: Dict[tuple, Dict[str, float]] = {}
+    for key in (ref, peer):
+        for op in (profiles[key] or {}).get('ops', []):
+            table.setdefault((op['op_type'], op['precision']), {})[key] = op['ms']
+    ordered = sorted(table.items(), key=lambda kv: -abs(kv[1].get(ref, 0) - kv[1].get(peer, 0)))
+    lines = [f"| op (precision) | {label[ref]} ms | {label[peer]} ms | difference ms |",
+             '|---|---|---|---|']
+    for (op, precision), ms in ordered[:n]:
+        a, b = ms.get(ref, 0.0), ms.get(peer, 0.0)
+        lines.append(f'| {op} ({precision}) | {a:.2f} | {b:.2f} | {a - b:+.2f} |')
+    totals = [(profiles[k] or {}).get('kernel_ms', 0.0) for k in (ref, peer)]
+    lines.append(f'| all kernels | {totals[0]:.2f} | {totals[1]:.2f} | {totals[0] - totals[1]:+.2f} |')
+    source = (profiles[ref] or {}).get('source', '')
+    return f"Per-op profile ({source}, {(profiles[ref] or {}).get('runs')} runs):\n\n" + '\n'.join(lines)
+
+
+def markdown(docs: Sequence[dict]) -> str:
+    """Every runtime's tables, conclusions and profiles (one document per runtime)."""
+    out = []
+    for doc in docs:
+        env, machine, method = doc['environment'], doc['machine'], doc['method']
+        out.append(f"## {doc['runtime']}\n\n{env['cpu']} ({', '.join(env['cpu_isa'])}), "
+                   f"{method['threads']} thread(s), batch 1, median of {method['runs']} "
+                   f"interleaved rounds; machine: {machine['note']} (other processes' CPU share "
+                   f"{machine['other_processes_cpu_fraction']}); {doc['command']}\n")
+        for group in doc['groups']:
+            out.append(f"### {TASK_NAMES[group['task']]}, {group['resolution']}x"
+                       f"{group['resolution']}\n\n{group_table(group, doc['models'])}\n\n"
+                       f"**{conclusion(group)}**\n")
+            profile = profile_table(group)
+            if profile:
+                out.append(profile + '\n')
+    return '\n'.join(out)
