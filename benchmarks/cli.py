@@ -269,14 +269,17 @@ def _pareto_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument('--runs', type=positive_int, default=15, help='interleaved rounds (15)')
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--out-dir', default='benchmarks/pareto',
-                   help='RUNTIME.json and RUNTIME.png per runtime, results.md over all of them')
+                   help='RUNTIME.json and RUNTIME.png per runtime, results.md over all of them; '
+                        "a task measured again replaces that task's results, the other's stay")
     p.add_argument('--report', action='store_true',
-                   help='only redraw results.md and the plots from the JSON files in --out-dir')
+                   help='only re-derive the fronts from the measured rows of the JSON files in '
+                        '--out-dir and redraw results.md and the plots')
 
 
 def _pareto_outputs(out_dir: str) -> List[str]:
-    """results.md over every runtime's JSON in ``out_dir`` and each runtime's plot."""
-    from .pareto import RUNTIMES
+    """Each runtime's JSON in ``out_dir`` with its fronts re-derived from the measured rows, its
+    plot, and results.md over all of them."""
+    from .pareto import RUNTIMES, mark_fronts
     from .pareto_plot import plot_runtime
     from .pareto_report import markdown
     docs = []
@@ -289,6 +292,10 @@ def _pareto_outputs(out_dir: str) -> List[str]:
         raise ValueError(f'--out-dir {out_dir} holds no results (RUNTIME.json)')
     written = []
     for doc in docs:
+        for group in doc['groups']:
+            mark_fronts(group)
+        written.append(os.path.join(out_dir, f"{doc['runtime']}.json"))
+        _write_json(written[-1], doc)
         written.append(os.path.join(out_dir, f"{doc['runtime']}.png"))
         plot_runtime(doc, written[-1])
     written.append(os.path.join(out_dir, 'results.md'))
@@ -320,8 +327,13 @@ def pareto_main(args: argparse.Namespace, argv: List[str]) -> int:
     for runtime in args.runtimes:
         doc = pareto.run_runtime(runtime, models, tasks, args.reference, args.threads, args.runs,
                                  args.warmup)
-        doc['command'] = _command('pareto', argv)
-        _write_json(os.path.join(args.out_dir, f'{runtime}.json'), doc)
+        for group in doc['groups']:
+            group['command'] = _command('pareto', argv)
+        path = os.path.join(args.out_dir, f'{runtime}.json')
+        if os.path.exists(path):  # the runtime's other task, measured before, stays
+            with open(path) as f:
+                doc = pareto.merge(json.load(f), doc)
+        _write_json(path, doc)
         for group in doc['groups']:
             print('  ' + conclusion(group))
     print('wrote ' + ', '.join(_pareto_outputs(args.out_dir)))

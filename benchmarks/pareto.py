@@ -105,15 +105,35 @@ def pareto_front(points: Sequence[Tuple[float, float]]) -> List[bool]:
     return [not any(beats(q, p) for q in points) for p in points]
 
 
+def speed(row: dict) -> float:
+    """What a front is drawn on: the median per-round ratio to the reference (robust while the
+    machine's speed drifts), or the median ms where the reference was not timed."""
+    return row['ratio_vs_reference'] if 'ratio_vs_reference' in row else row['median_ms']
+
+
 def closest_dominating(rows: Sequence[dict], key: str, accuracy: str = 'top1') -> Optional[str]:
     """The front model that beats ``key`` (faster and at least as accurate) with the latency
-    closest to it: the peer a user of ``key`` would switch to. None when ``key`` is on the front."""
+    closest to it: the peer a user of ``key`` would switch to. None when ``key`` is on the front.
+    ``rows`` carry ``on_front`` for the ``accuracy`` asked."""
     me = next(r for r in rows if r['key'] == key)
     if 'median_ms' not in me:
         return None
     better = [r for r in rows if r.get('on_front') and r['key'] != key and 'median_ms' in r
-              and r['median_ms'] <= me['median_ms'] and r[accuracy] >= me[accuracy]]
-    return max(better, key=lambda r: r['median_ms'])['key'] if better else None
+              and speed(r) <= speed(me) and r[accuracy] >= me[accuracy]]
+    return max(better, key=speed)['key'] if better else None
+
+
+def mark_fronts(group: dict) -> None:
+    """Derive, from the measured rows, each row's ``on_front`` (paper-convention top-1) and
+    ``on_front_best`` (best published top-1), the group's fronts and the reference's closest
+    front peer (re-run by ``--report``: the rows are the measurement, all else follows)."""
+    timed = [r for r in group['rows'] if 'median_ms' in r]
+    for accuracy, flag in (('top1', 'on_front'), ('best_top1', 'on_front_best')):
+        for r, on in zip(timed, pareto_front([(speed(r), r[accuracy]) for r in timed])):
+            r[flag] = on
+        group['front' if accuracy == 'top1' else 'front_best'] = [r['key'] for r in timed
+                                                                  if r[flag]]
+    group['closest_front_peer'] = closest_dominating(group['rows'], group['reference'])
 
 
 def _first_line(e: BaseException) -> str:
@@ -121,9 +141,15 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]
 
 
-def _max_abs_diff(outputs: List[np.ndarray], reference) -> float:
-    refs = reference if isinstance(reference, (tuple, list)) else (reference,)
-    return float(max(np.abs(o - r.detach().numpy()).max() for o, r in zip(outputs, refs)))
+def parity(outputs: List[np.ndarray], reference) -> Dict[str, float]:
+    """How far an fp32 artifact's outputs are from PyTorch's: the largest absolute difference
+    and, since random weights can make outputs huge (MobileNetV4's logits reach 1e5), relative to
+    the largest PyTorch output."""
+    refs = [r.detach().numpy() for r in (reference if isinstance(reference, (tuple, list))
+                                         else (reference,))]
+    diff = max(float(np.abs(o - r).max()) for o, r in zip(outputs, refs))
+    scale = max(float(np.abs(r).max()) for r in refs)
+    return {'max_abs_diff_vs_torch': diff, 'max_rel_diff_vs_torch': diff / max(scale, 1e-12)}
 
 
 Built = Dict[str, object]  # key -> (deployed model, output names), or why it did not build
@@ -168,7 +194,7 @@ def measure_group(runtime: str, task: str, resolution: int, models: Built, refer
             result = session(feed)
             if precision == 'fp32':  # the artifact computes what PyTorch computes
                 with torch.no_grad():
-                    row['max_abs_diff_vs_torch'] = _max_abs_diff(result, model(x))
+                    row.update(parity(result, model(x)))
             for _ in range(warmup):
                 session(feed)
             facts = target.runtime_facts(session)
@@ -191,21 +217,16 @@ def measure_group(runtime: str, task: str, resolution: int, models: Built, refer
             r = ratio_stats(ms, times[reference])
             rows[key].update(ratio_vs_reference=round(r['median_ratio'], 4),
                              ratio_p10=round(r['p10_ratio'], 4), ratio_p90=round(r['p90_ratio'], 4))
-    timed = [r for r in rows.values() if 'median_ms' in r]
-    for accuracy, flag in (('top1', 'on_front'), ('best_top1', 'on_front_best')):
-        for r, on in zip(timed, pareto_front([(r['median_ms'], r[accuracy]) for r in timed])):
-            r[flag] = on
     group = {'runtime': runtime, 'target': target_name, 'precision': precision, 'task': task,
              'resolution': resolution, 'threads': threads, 'reference': reference,
              'versions': {p: package_version(p) for p in target.packages},
-             'rows': list(rows.values()),
-             'front': [r['key'] for r in timed if r['on_front']],
-             'front_best': [r['key'] for r in timed if r['on_front_best']]}
-    peer = closest_dominating(group['rows'], reference) if reference in times else None
-    if peer:
-        group['closest_front_peer'] = peer
+             'rows': list(rows.values())}
+    mark_fronts(group)
+    peer = group['closest_front_peer']
+    if peer:  # where the difference comes from: both models' per-op profiles
         group['profiles'] = {k: _profile(target, paths[k], feed, precision, threads)
                              for k in (reference, peer)}
+    timed = [r for r in group['rows'] if 'median_ms' in r]
     log(f'  {runtime:<16} {task:<10} ' + ', '.join(
         f"{r['key']} {r['median_ms']:.1f}{'*' if r['on_front'] else ''}" for r in timed))
     return group
@@ -222,14 +243,13 @@ def measures(model: nn.Module, resolution: int) -> Dict[str, object]:
 def run_runtime(runtime: str, models: Dict[str, Sequence[str]], tasks: Dict[str, int],
                 reference: str, threads: int, runs: int, warmup: int,
                 log: Callable[[str], None] = print) -> dict:
-    """One runtime's results document: each task (``models[task]`` at ``tasks[task]`` pixels),
-    its fronts, the models' facts."""
+    """One runtime's results document: each task (``models[task]`` at ``tasks[task]`` pixels) a
+    group with its rows, fronts and the machine's load while it was timed; the models' facts."""
     from iformer_mm.deploy.targets import get_target
     get_target(RUNTIMES[runtime][0]).check(RUNTIMES[runtime][1])
     torch.set_num_threads(threads)
     groups, model_facts = [], {}
-    with tempfile.TemporaryDirectory(prefix='iformer-pareto-') as tmp, \
-            MachineMonitor(threads) as monitor:
+    with tempfile.TemporaryDirectory(prefix='iformer-pareto-') as tmp:
         for task, resolution in tasks.items():
             built: Built = {}
             for key in models[task]:
@@ -242,15 +262,26 @@ def run_runtime(runtime: str, models: Dict[str, Sequence[str]], tasks: Dict[str,
                     built[key] = f'build: {_first_line(e)}'
                     facts[f'{task}_{resolution}'] = {'error': built[key]}
                     log(f'    {key}: {built[key]}')
-            groups.append(measure_group(runtime, task, resolution, built, reference, threads,
-                                        runs, warmup, tmp, log))
-    return {'runtime': runtime, 'environment': environment(threads), 'machine': monitor.summary(),
-            'method': {'runs': runs, 'warmup': warmup, 'interleaved': True, 'batch': 1,
-                       'threads': threads, 'reference': reference,
+            with MachineMonitor(threads) as monitor:
+                group = measure_group(runtime, task, resolution, built, reference, threads, runs,
+                                      warmup, tmp, log)
+            groups.append(dict(group, runs=runs, warmup=warmup, machine=monitor.summary()))
+    return {'runtime': runtime, 'environment': environment(threads),
+            'method': {'interleaved': True, 'batch': 1, 'reference': reference,
                        'calibration': f'{CALIBRATION_INPUTS} random N(0, 1) inputs (int8 only)',
                        'weights': 'random (latency does not depend on them)',
                        'note': 'Linux x86 CPU latencies, not phone latencies'},
             'models': model_facts, 'iphone13_ms': IPHONE13_MS, 'groups': groups}
+
+
+def merge(old: dict, new: dict) -> dict:
+    """``new`` with the groups of ``old`` (the same runtime) whose task ``new`` did not measure:
+    re-measuring one task keeps the other's results."""
+    tasks = {g['task'] for g in new['groups']}
+    kept = [g for g in old['groups'] if g['task'] not in tasks]
+    models = {k: {**old['models'].get(k, {}), **new['models'].get(k, {})}
+              for k in {**old['models'], **new['models']}}
+    return dict(new, groups=kept + new['groups'], models=models)
 
 
 def _model_facts(c: Contender) -> dict:
