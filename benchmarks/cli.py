@@ -3,7 +3,7 @@
     python tools/benchmark.py latency --models t m l ...        # PyTorch CPU latency (default)
     python tools/benchmark.py deploy --models t m --out F.json  # exported latency per runtime
     python tools/benchmark.py detector --config C --out F.json  # deployed detector vs mmdet
-    python tools/benchmark.py pareto --out-dir benchmarks/pareto # iFormer vs mobile peers per runtime
+    python tools/benchmark.py pareto --out-dir DIR              # iFormer vs peers per runtime
     python tools/benchmark.py train-throughput --device cuda    # GPU training images/s
 
 Argument parsing only; each mode's work is its own module. Errors follow the tools' one

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import List
 
+from .pareto import speed
 from .pareto_report import TASK_NAMES
 
 MARKERS = {'iFormer': '*', 'MobileNetV4': 'o', 'RepViT': 's', 'FastViT': '^',
@@ -15,21 +16,23 @@ def _panel(ax, group: dict) -> None:
     for family, marker in MARKERS.items():
         rows = [r for r in timed if r['family'] == family]
         if rows:
-            ax.scatter([r['median_ms'] for r in rows], [r['top1'] for r in rows], marker=marker,
+            ax.scatter([speed(r) for r in rows], [r['top1'] for r in rows], marker=marker,
                        s=140 if family == 'iFormer' else 45, label=family, zorder=3,
                        color='tab:red' if family == 'iFormer' else None)
-    front = sorted((r['median_ms'], r['top1']) for r in timed if r['on_front'])
+    front = sorted((speed(r), r['top1']) for r in timed if r['on_front'])
     if front:
         xs, ys = zip(*front)
         ax.step(xs, ys, where='post', color='black', lw=1, alpha=.6, label='front')
     for r in timed:
-        ax.annotate(r['label'], (r['median_ms'], r['top1']), fontsize=6, xytext=(3, 2),
+        ax.annotate(r['label'], (speed(r), r['top1']), fontsize=6, xytext=(3, 2),
                     textcoords='offset points')
     failed: List[str] = [r['label'] for r in group['rows'] if r['status'] != 'ok']
     title = (f"{group['runtime']}: {TASK_NAMES[group['task']]} {group['resolution']}px, "
              f"{group['threads']} thread(s)")
     ax.set_title(title + (f"\nnot timed: {', '.join(failed)}" if failed else ''), fontsize=8)
-    ax.set_xlabel('latency, batch 1 (ms, median; Linux x86 CPU)')
+    ratios = all('ratio_vs_reference' in r for r in timed)
+    ax.set_xlabel(f"latency, batch 1, relative to {group['reference']} (median per-round ratio; "
+                  'Linux x86 CPU)' if ratios else 'latency, batch 1 (ms, median; Linux x86 CPU)')
     ax.set_ylabel('published ImageNet-1k top-1 (%)')
     ax.grid(alpha=.3)
 
@@ -44,7 +47,8 @@ def _iphone_panel(ax, doc: dict) -> None:
                        color='tab:red', label=f"iFormer {TASK_NAMES[task]} "
                                                  f"{'224' if task == 'classifier' else '512'}")
             for ms, top1, label in points:
-                ax.annotate(label, (ms, top1), fontsize=6, xytext=(3, 2), textcoords='offset points')
+                ax.annotate(label, (ms, top1), fontsize=6, xytext=(3, 2),
+                            textcoords='offset points')
     ax.set_title("the paper's iPhone 13 latencies (Core ML)\npeers' iPhone figures not "
                  'reproduced here', fontsize=8)
     ax.set_xlabel('latency (ms, published)')

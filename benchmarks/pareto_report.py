@@ -30,7 +30,8 @@ def verdict(group: dict, row: dict, accuracy: str = 'top1') -> str:
             return f"{row['label']} on the front"
         threat = max(threats, key=lambda r: r[accuracy])
         return (f"{row['label']} on the front, a close call ({threat['label']}: "
-                f"{threat[accuracy] - row[accuracy]:+.1f} top-1 at {speed(threat) / speed(row):.2f}x "
+                f"{threat[accuracy] - row[accuracy]:+.1f} top-1 at "
+                f"{speed(threat) / speed(row):.2f}x "
                 'the latency)')
     rows = [dict(r, on_front=r.get(flag)) for r in group['rows']]
     peer_key = closest_dominating(rows, row['key'], accuracy)
@@ -67,7 +68,7 @@ def _ms(row: dict) -> str:
 def _front(row: dict) -> str:
     if 'median_ms' not in row:
         return '-'
-    return ('yes' if row['on_front'] else 'no') + (' / ' + ('yes' if row['on_front_best'] else 'no'))
+    return ' / '.join('yes' if row[flag] else 'no' for flag in ('on_front', 'on_front_best'))
 
 
 def _note(row: dict, models: Dict[str, dict]) -> str:
@@ -127,14 +128,58 @@ def profile_table(group: dict, n: int = 8) -> Optional[str]:
         a, b = ms.get(ref, 0.0), ms.get(peer, 0.0)
         lines.append(f'| {op} ({precision}) | {a:.2f} | {b:.2f} | {a - b:+.2f} |')
     totals = [(profiles[k] or {}).get('kernel_ms', 0.0) for k in (ref, peer)]
-    lines.append(f'| all kernels | {totals[0]:.2f} | {totals[1]:.2f} | {totals[0] - totals[1]:+.2f} |')
+    lines.append(f'| all kernels | {totals[0]:.2f} | {totals[1]:.2f} | '
+                 f'{totals[0] - totals[1]:+.2f} |')
     source = (profiles[ref] or {}).get('source', '')
-    return f"Per-op profile ({source}, {(profiles[ref] or {}).get('runs')} runs):\n\n" + '\n'.join(lines)
+    runs = (profiles[ref] or {}).get('runs')
+    return f'Per-op profile ({source}, {runs} runs):\n\n' + '\n'.join(lines)
+
+
+def summary_table(docs: Sequence[dict], task: str) -> Optional[str]:
+    """One row per model, one column per runtime: latency as the per-round ratio to the
+    reference, **bold** where the model is on that runtime's front (paper-convention top-1);
+    the paper's iPhone 13 latency beside iFormer's rows."""
+    groups = [(doc, g) for doc in docs for g in doc['groups'] if g['task'] == task]
+    if not groups:
+        return None
+    rows: Dict[str, dict] = {}
+    for _, g in groups:
+        for r in g['rows']:
+            rows.setdefault(r['key'], r)
+    iphone = docs[0]['iphone13_ms'].get(task, {})
+    head = ' | '.join(g['runtime'] for _, g in groups)
+    lines = [f'| model | top-1 (%) | GMACs | {head} | iPhone 13 ms (paper) |',
+             '|---' * (4 + len(groups)) + '|']
+    key = f"{task}_{groups[0][1]['resolution']}"
+    for r in sorted(rows.values(), key=lambda r: (r['top1'], r['key'])):
+        cells = []
+        for _, g in groups:
+            mine = next((x for x in g['rows'] if x['key'] == r['key']), None)
+            if mine is None:
+                cells.append('not run')
+            elif 'ratio_vs_reference' not in mine:
+                cells.append('failed' if mine['status'] != 'ok' else '-')
+            else:
+                ratio = f"{mine['ratio_vs_reference']:.2f}"
+                cells.append(f'**{ratio}**' if mine.get('on_front') else ratio)
+        gmacs = docs[0]['models'].get(r['key'], {}).get(key, {}).get('gmacs')
+        name = f"**{r['label']}**" if r['family'] == 'iFormer' else r['label']
+        lines.append(f"| {name} | {r['top1']:.1f} | {'-' if gmacs is None else f'{gmacs:.2f}'} | "
+                     + ' | '.join(cells) + f" | {iphone.get(r['key'], '-')} |")
+    return '\n'.join(lines)
 
 
 def markdown(docs: Sequence[dict]) -> str:
-    """Every runtime's tables, conclusions and profiles (one document per runtime)."""
-    out = []
+    """The cross-runtime summaries, then every runtime's tables, conclusions and profiles."""
+    out = ['# Accuracy vs latency per runtime (`tools/benchmark.py pareto`)\n',
+           'Latency as the median per-round ratio to iFormer-M (1.00 = as fast; **bold**: on the '
+           "runtime's accuracy-latency front, paper-convention top-1). Full tables below.\n"]
+    for task in ('classifier', 'backbone'):
+        table = summary_table(docs, task)
+        if table:
+            out.append(f'## Summary: {TASK_NAMES[task]}\n\n{table}\n\n'
+                       + '\n'.join(f'- {conclusion(g)}' for d in docs for g in d['groups']
+                                   if g['task'] == task) + '\n')
     for doc in docs:
         env = doc['environment']
         out.append(f"## {doc['runtime']}\n\n{env['cpu']} ({', '.join(env['cpu_isa'])}), batch 1, "

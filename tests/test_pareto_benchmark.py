@@ -104,9 +104,11 @@ def test_smoke_run_writes_results_tables_and_plots(tmp_path, capsys):
         assert group['front'] == [k for k, on in zip(rows, front) if on]
         facts = doc['models']['iformer_t']
         assert facts['top1'] == 74.1 and facts['params'] == 2886456
-        assert facts['classifier_96']['gmacs'] > 0 and facts['classifier_96']['gmacs_by_op']['bmm'] > 0
+        macs = facts['classifier_96']
+        assert macs['gmacs'] > 0 and macs['gmacs_by_op']['bmm'] > 0
     table = (out / 'results.md').read_text()
-    assert '## onnxruntime-fp32' in table and '| **iFormer-T** |' in table and 'MNv4-Conv-S' in table
+    assert '## Summary: classifier' in table and '## onnxruntime-fp32' in table
+    assert '| **iFormer-T** |' in table and 'MNv4-Conv-S' in table
     assert (out / 'openvino-bf16.png').read_bytes()[:4] == b'\x89PNG'
     assert bench_main(['pareto', '--report', '--out-dir', str(out)]) == 0
 
