@@ -1,8 +1,9 @@
-"""``tools/benchmark.py``: one command, four modes as sub-commands.
+"""``tools/benchmark.py``: one command, five modes as sub-commands.
 
     python tools/benchmark.py latency --models t m l ...        # PyTorch CPU latency (default)
     python tools/benchmark.py deploy --models t m --out F.json  # exported latency per runtime
     python tools/benchmark.py detector --config C --out F.json  # deployed detector vs mmdet
+    python tools/benchmark.py pareto --out-dir DIR              # iFormer vs peers per runtime
     python tools/benchmark.py train-throughput --device cuda    # GPU training images/s
 
 Argument parsing only; each mode's work is its own module. Errors follow the tools' one
@@ -279,6 +280,102 @@ def agreement_main(args: argparse.Namespace, argv: List[str]) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# pareto: iFormer against its mobile peers on each runtime's accuracy-latency front
+# ----------------------------------------------------------------------------------------------
+def _pareto_flags(p: argparse.ArgumentParser) -> None:
+    from .pareto import DEFAULT_RESOLUTION, RUNTIMES, TASKS
+    from .pareto_models import BY_KEY, REFERENCE
+    p.add_argument('--models', nargs='+', default=list(BY_KEY), metavar='MODEL',
+                   help=f'default: all of {" ".join(BY_KEY)}')
+    p.add_argument('--runtimes', nargs='+', default=list(RUNTIMES), choices=list(RUNTIMES),
+                   metavar='RUNTIME', help=f'default: {" ".join(RUNTIMES)}')
+    p.add_argument('--tasks', nargs='+', default=list(TASKS), choices=TASKS, metavar='TASK',
+                   help='classifier (logits) and / or backbone (the dense models\' four feature '
+                        'maps); default both')
+    p.add_argument('--backbone-models', nargs='+', default=None, metavar='MODEL',
+                   help='the models of the backbone task (default: the dense ones of --models: '
+                        f'{" ".join(k for k, c in BY_KEY.items() if c.dense)})')
+    p.add_argument('--classifier-res', type=square_resolution,
+                   default=DEFAULT_RESOLUTION['classifier'])
+    p.add_argument('--backbone-res', type=square_resolution, default=DEFAULT_RESOLUTION['backbone'])
+    p.add_argument('--reference', default=REFERENCE,
+                   help=f'the model every ratio is taken against (default {REFERENCE})')
+    p.add_argument('--threads', type=positive_int, default=1)
+    p.add_argument('--runs', type=positive_int, default=15, help='interleaved rounds (15)')
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--out-dir', default='benchmarks/pareto',
+                   help='RUNTIME.json and RUNTIME.png per runtime, results.md over all of them; '
+                        "a task measured again replaces that task's results, the other's stay")
+    p.add_argument('--report', action='store_true',
+                   help='only re-derive the fronts from the measured rows of the JSON files in '
+                        '--out-dir and redraw results.md and the plots')
+
+
+def _pareto_outputs(out_dir: str) -> List[str]:
+    """Each runtime's JSON in ``out_dir`` with its fronts re-derived from the measured rows, its
+    plot, and results.md over all of them."""
+    from .pareto import RUNTIMES, mark_fronts
+    from .pareto_plot import plot_runtime
+    from .pareto_report import markdown
+    docs = []
+    for runtime in RUNTIMES:
+        path = os.path.join(out_dir, f'{runtime}.json')
+        if os.path.exists(path):
+            with open(path) as f:
+                docs.append(json.load(f))
+    if not docs:
+        raise ValueError(f'--out-dir {out_dir} holds no results (RUNTIME.json)')
+    written = []
+    for doc in docs:
+        for group in doc['groups']:
+            mark_fronts(group)
+        written.append(os.path.join(out_dir, f"{doc['runtime']}.json"))
+        _write_json(written[-1], doc)
+        written.append(os.path.join(out_dir, f"{doc['runtime']}.png"))
+        plot_runtime(doc, written[-1])
+    written.append(os.path.join(out_dir, 'results.md'))
+    atomic_write_text(written[-1], markdown(docs))
+    return written
+
+
+def pareto_main(args: argparse.Namespace, argv: List[str]) -> int:
+    from . import pareto
+    from .pareto_models import contender
+    from .pareto_report import conclusion
+    if args.report:
+        print('wrote ' + ', '.join(_pareto_outputs(args.out_dir)))
+        return 0
+    models = {'classifier': list(dict.fromkeys(contender(k).key for k in args.models))}
+    models['backbone'] = ([contender(k).key for k in args.backbone_models] if args.backbone_models
+                          else [k for k in models['classifier'] if contender(k).dense])
+    for task in args.tasks:
+        if args.reference not in models[task]:
+            raise ValueError(f'--reference {args.reference} is not among the {task} models '
+                             f"({' '.join(models[task]) or 'none'})")
+    not_dense = [k for k in models['backbone'] if not contender(k).dense]
+    if 'backbone' in args.tasks and not_dense:
+        raise ValueError(f"--backbone-models: {' '.join(not_dense)} not in the dense comparison")
+    if args.warmup < 0:
+        raise ValueError(f'--warmup must be >= 0, got {args.warmup}')
+    prepare_out_dir(args.out_dir)
+    tasks = {t: args.classifier_res if t == 'classifier' else args.backbone_res for t in args.tasks}
+    for runtime in args.runtimes:
+        doc = pareto.run_runtime(runtime, models, tasks, args.reference, args.threads, args.runs,
+                                 args.warmup)
+        for group in doc['groups']:
+            group['command'] = _command('pareto', argv)
+        path = os.path.join(args.out_dir, f'{runtime}.json')
+        if os.path.exists(path):  # the runtime's other task, measured before, stays
+            with open(path) as f:
+                doc = pareto.merge(json.load(f), doc)
+        _write_json(path, doc)
+        for group in doc['groups']:
+            print('  ' + conclusion(group))
+    print('wrote ' + ', '.join(_pareto_outputs(args.out_dir)))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
 # train-throughput: GPU training images/s, ours vs timm
 # ----------------------------------------------------------------------------------------------
 def _train_throughput_flags(p: argparse.ArgumentParser) -> None:
@@ -362,9 +459,15 @@ MODES: Dict[str, tuple] = {
     'detector': ('latency of the deployed whole Mask / Faster R-CNN per runtime and precision, '
                  "next to mmdet's own PyTorch inference at the same size", _detector_flags,
                  detector_main),
+<<<<<<< HEAD
     'agreement': ("a deployed detector / segmentor against the toolbox's own tools/test.py, per "
                   'image, on generated images shaped as COCO / ADE20K images are',
                   _agreement_flags, agreement_main),
+=======
+    'pareto': ('iFormer against MobileNetV4, RepViT, FastViT, EfficientFormerV2, EfficientViT and '
+               'StarNet per runtime and precision: latency vs published top-1, the Pareto front, '
+               'per-op profiles where iFormer is off it', _pareto_flags, pareto_main),
+>>>>>>> i30-pareto
     'train-throughput': ('training (and inference) images/s, ours vs timm, on a GPU (or a tiny '
                          'CPU smoke run); fits an 8-minute slot (benchmarks/README.md)',
                          _train_throughput_flags, train_throughput_main),

@@ -1,4 +1,4 @@
-"""Parameters and multiply-accumulates (MACs) of every iFormer variant.
+"""Parameters and multiply-accumulates (MACs) of every iFormer variant, and of any image model.
 
 Conventions (those of the published figures, see docs/architecture.md):
 
@@ -8,10 +8,12 @@ Conventions (those of the published figures, see docs/architecture.md):
   2 FLOPs per MAC; we halve), softmax / activations / adds not counted (as fvcore).
 
 The forward runs on the ``meta`` device: shapes only, no arithmetic, so even H at 512 is fast.
+Other networks (the peers an accuracy-latency comparison puts beside iFormer) are counted by the
+same :func:`count_macs` in their own deployed form, so every model of a table is counted alike.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -34,13 +36,25 @@ def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def count_macs(model: torch.nn.Module, resolution: Tuple[int, int] = (224, 224)) -> Dict[str, int]:
-    """MACs per op type of ``model`` fused, on one (1, 3, H, W) image.
+def switch_to_deploy(model: torch.nn.Module) -> torch.nn.Module:
+    """Our fusion, as a function of the model (the default deployed form of :func:`count_macs`)."""
+    model.switch_to_deploy()
+    return model
 
-    The model is moved to the ``meta`` device and fused there (it is consumed).
+
+def count_macs(model: torch.nn.Module, resolution: Tuple[int, int] = (224, 224),
+               fuse: Optional[Callable[[torch.nn.Module], torch.nn.Module]] = switch_to_deploy
+               ) -> Dict[str, int]:
+    """MACs per op type of ``model`` in its deployed form, on one (1, 3, H, W) image.
+
+    The model is moved to the ``meta`` device (it is consumed) and turned into its deployed form
+    there by ``fuse``. ``fuse=None`` counts the model as given: for one already in its deployed
+    form, e.g. a timm model after ``timm.utils.model.reparameterize_model``, which some models
+    (FastViT) can only run on real tensors.
     """
     model = model.to('meta').eval()
-    model.switch_to_deploy()
+    if fuse is not None:
+        model = fuse(model)
     x = torch.empty(1, 3, *resolution, device='meta')
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)

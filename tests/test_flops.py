@@ -38,3 +38,17 @@ def test_table_mentions_readme_figure(capsys):
 def test_unknown_model(capsys):
     assert flops_main(['--models', 'q']) == 2
     assert "unknown model 'q'" in capsys.readouterr().err
+
+
+def test_another_implementation_in_its_own_deployed_form_counts_the_same():
+    """The one counter measures any image model alike (the accuracy-latency comparison counts
+    its timm peers with it): timm's port of iFormer-T, fused by timm on the meta device or
+    before counting, gives our count op for op."""
+    import timm
+
+    from iformer_mm.flops import count_macs
+    from iformer_mm.models.plain_classifier import IFormerClassifier
+    ours = count_macs(IFormerClassifier('t'))
+    assert count_macs(timm.create_model('iformer_t'), fuse=lambda m: m.fuse()) == ours
+    assert count_macs(timm.create_model('iformer_t').eval().fuse(), fuse=None) == ours
+    assert ours['bmm'] > 0 and abs(sum(ours.values()) / 1e9 - REFERENCE_224['t'][1]) < 0.01

@@ -181,3 +181,14 @@ def test_fused_windowed_backbone_matches_published_windowing(published):
     with torch.no_grad():
         ours = fused(x)
     assert max_diff(ours, reference_features(ref, x, PUBLISHED_WINDOWED_SHMA['m'])) <= TOL
+
+
+def test_whole_windows_export_without_an_alias():
+    """A map of whole windows (at 512, stage 2 is 32x32) is not cropped: a slice keeping
+    everything exports as ``aten.alias``, which ExecuTorch's XNNPACK delegate does not take (the
+    dense backbone ran as two partitions with a copy between them)."""
+    model = IFormer('t', out_indices=(0, 1, 2, 3), window_size=WINDOW).eval()
+    model.switch_to_deploy()
+    graph = torch.export.export(model, (_image(256, 256),)).graph
+    ops = {str(n.target) for n in graph.nodes if n.op == 'call_function'}
+    assert not any('alias' in op for op in ops), ops

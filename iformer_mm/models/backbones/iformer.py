@@ -345,12 +345,19 @@ def window_partition(x: torch.Tensor, window_size: int) -> Tuple[torch.Tensor, T
 
 
 def window_merge(windows: torch.Tensor, geometry: Tuple[int, ...]) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: stitch windows and crop the padding."""
+    """Inverse of :func:`window_partition`: stitch windows and crop the padding.
+
+    A map of whole windows (512x512: stage 2 is 32x32) is not sliced at all: a slice that keeps
+    everything exports as ``aten.alias``, which ExecuTorch's XNNPACK delegate does not take, so
+    the dense backbone ran as two partitions with a copy between them.
+    """
     B, H, W, nh, nw = geometry
     C, ws = dims(windows)[1:3]
     x = windows.permute(0, 2, 3, 1).reshape(B, nh, nw, ws, ws, C)
     x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, nh * ws, nw * ws, C)
-    return x[:, :H, :W].permute(0, 3, 1, 2)
+    if not isinstance(H, int) or (nh * ws, nw * ws) != (H, W):  # traced sizes: always crop
+        x = x[:, :H, :W]
+    return x.permute(0, 3, 1, 2)
 
 
 class IFormerStage(nn.ModuleList):
