@@ -459,15 +459,12 @@ MODES: Dict[str, tuple] = {
     'detector': ('latency of the deployed whole Mask / Faster R-CNN per runtime and precision, '
                  "next to mmdet's own PyTorch inference at the same size", _detector_flags,
                  detector_main),
-<<<<<<< HEAD
     'agreement': ("a deployed detector / segmentor against the toolbox's own tools/test.py, per "
                   'image, on generated images shaped as COCO / ADE20K images are',
                   _agreement_flags, agreement_main),
-=======
     'pareto': ('iFormer against MobileNetV4, RepViT, FastViT, EfficientFormerV2, EfficientViT and '
                'StarNet per runtime and precision: latency vs published top-1, the Pareto front, '
                'per-op profiles where iFormer is off it', _pareto_flags, pareto_main),
->>>>>>> i30-pareto
     'train-throughput': ('training (and inference) images/s, ours vs timm, on a GPU (or a tiny '
                          'CPU smoke run); fits an 8-minute slot (benchmarks/README.md)',
                          _train_throughput_flags, train_throughput_main),
