@@ -18,7 +18,7 @@ import json
 import os
 import shlex
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from iformer_mm.models.backbones.iformer_arch import parse_model_name, valid_model_names
 from iformer_mm.utils.cli import ToolParser, error_exit, positive_int
@@ -221,6 +221,13 @@ def _detector_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument('--out', required=True, help='results JSON (atomic write; Markdown beside)')
 
 
+def _check_paths(*flags: Tuple[str, Optional[str]]) -> None:
+    """Each given (flag, path) must exist: one line naming the flag and the path otherwise."""
+    for flag, path in flags:
+        if path and not os.path.exists(path):
+            raise ValueError(f'{flag} {path} does not exist')
+
+
 def detector_main(args: argparse.Namespace, argv: List[str]) -> int:
     from iformer_mm.models.backbones.iformer_arch import parse_resolution
     from . import detector_latency as bench
@@ -228,10 +235,8 @@ def detector_main(args: argparse.Namespace, argv: List[str]) -> int:
     resolution = parse_resolution(args.resolution) if args.resolution else None
     if 'int8' in args.precisions and not args.calib_data:
         raise ValueError('--precisions int8 needs --calib-data (a folder of images)')
-    for flag, path in (('--config', args.config), ('--checkpoint', args.checkpoint),
-                       ('--calib-data', args.calib_data)):
-        if path and not os.path.exists(path):
-            raise ValueError(f'{flag} {path} does not exist')
+    _check_paths(('--config', args.config), ('--checkpoint', args.checkpoint),
+                 ('--calib-data', args.calib_data))
     _out_folder(args.out)
     doc = bench.run_detector_benchmark(args.model, args.config, args.checkpoint, resolution,
                                        args.targets, args.precisions, args.calib_data,
@@ -267,9 +272,7 @@ def agreement_main(args: argparse.Namespace, argv: List[str]) -> int:
     from . import agreement
     parse_model_name(args.model)
     resolution = parse_resolution(args.resolution) if args.resolution else None
-    for flag, path in (('--config', args.config), ('--checkpoint', args.checkpoint)):
-        if path and not os.path.exists(path):
-            raise ValueError(f'{flag} {path} does not exist')
+    _check_paths(('--config', args.config), ('--checkpoint', args.checkpoint))
     _out_folder(args.out)
     doc = agreement.run_agreement(os.path.abspath(args.config), args.model, args.targets,
                                   args.sizes, args.checkpoint, resolution, args.threads, args.seed)

@@ -63,7 +63,7 @@ def classifiers(tmp_path_factory):
 
 
 @pytest.mark.parametrize('target', RUNNABLE)
-@pytest.mark.parametrize('arch', ['t', 'm'])
+@pytest.mark.parametrize('arch', ['t', pytest.param('m', marks=pytest.mark.slow)])
 def test_fp32_classifier_equals_pytorch(classifiers, target, arch, tmp_path, capsys):
     model, ckpt = classifiers[arch]
     report = _deploy(['--model', arch, '--target', target, '--checkpoint', ckpt,
@@ -201,7 +201,8 @@ def test_fp32_m_segmentor_equals_encode_decode(target, tmp_path, capsys):
     assert _max_diff(_run_artifact(report, x), want) <= TOL
 
 
-@pytest.mark.parametrize('target', RUNNABLE)
+@pytest.mark.parametrize('target', [pytest.param(t, marks=pytest.mark.slow) if t == 'executorch'
+                                    else t for t in RUNNABLE])  # ExecuTorch: ~50 s
 def test_fp32_segmentor_equals_encode_decode(segmentor, target, tmp_path, capsys):
     model, ckpt = segmentor
     report = _deploy(['--model', 't', '--task', 'segmentor', '--target', target, '--config',

@@ -196,7 +196,7 @@ def _coco_options(root):
             f'test_evaluator.ann_file={root}/annotations/instances_val2017.json']
 
 
-@pytest.mark.parametrize('target', RUNTIMES)
+@pytest.mark.parametrize('target', ['onnxruntime', pytest.param('openvino', marks=pytest.mark.slow)])
 def test_tools_test_on_the_artifact_gives_what_mmdet_tools_test_gives(
         coco, artifacts, mmdet_reference, target, tmp_path):
     """``tools/test.py CONFIG ARTIFACT --out`` (with ``--show-dir``) against mmdet's own
@@ -237,24 +237,24 @@ def test_fixed_resolution_keeps_the_aspect_ratio(detector, coco):
         assert outputs[0].shape == (20, 4)
 
 
-def test_zero_detections_are_zero_rows_not_a_crash(tmp_path, coco, detector, capsys):
-    """score_thr 1.0: no box survives, in PyTorch and in both runtimes."""
+@pytest.mark.parametrize('target', ['onnxruntime', pytest.param('openvino', marks=pytest.mark.slow)])
+def test_zero_detections_are_zero_rows_not_a_crash(tmp_path, coco, detector, target, capsys):
+    """score_thr 1.0: no box survives, in PyTorch and in the runtime."""
     _, ckpt = detector
     config = tmp_path / 'none.py'
     config.write_text(f"_base_ = [{DET_CONFIG!r}]\n"
                       "model = dict(test_cfg=dict(rcnn=dict(score_thr=1.0)))\n")
     blank = torch.zeros(1, 3, 128, 96)
-    for target in RUNTIMES:
-        report = _deploy(['--model', 't', '--task', 'detector', '--target', target, '--config',
-                          str(config), '--checkpoint', ckpt, '--out-dir',
-                          str(tmp_path / target)], capsys)
-        got = TARGETS[target].session(report['path'], 1, 'fp32')(blank.numpy(),
-                                                                  np.array([128, 90]))
-        assert [g.shape for g in got] == [(20, 4), (20,), (20,), (20, 28, 28)]
-        assert not np.any(got[1]) and not np.any(got[0]) and not np.any(got[3])
-        sample = detections_sample(got, dict(img_shape=(128, 90), ori_shape=(100, 70),
-                                              scale_factor=(1.28, 1.28)))
-        assert len(sample.pred_instances) == 0 and sample.pred_instances.masks.shape == (0, 100, 70)
+    report = _deploy(['--model', 't', '--task', 'detector', '--target', target, '--config',
+                      str(config), '--checkpoint', ckpt, '--out-dir',
+                      str(tmp_path / target)], capsys)
+    got = TARGETS[target].session(report['path'], 1, 'fp32')(blank.numpy(),
+                                                              np.array([128, 90]))
+    assert [g.shape for g in got] == [(20, 4), (20,), (20,), (20, 28, 28)]
+    assert not np.any(got[1]) and not np.any(got[0]) and not np.any(got[3])
+    sample = detections_sample(got, dict(img_shape=(128, 90), ori_shape=(100, 70),
+                                          scale_factor=(1.28, 1.28)))
+    assert len(sample.pred_instances) == 0 and sample.pred_instances.masks.shape == (0, 100, 70)
 
 
 @pytest.mark.parametrize('config, needle', [
@@ -309,6 +309,7 @@ def test_infer_artifact_prints_what_pytorch_prints(detector, coco, artifacts, tm
     assert rc == 2 and len(err) == 1 and 'missing.onnx does not exist' in err[0], err
 
 
+@pytest.mark.slow  # ~50 s (the ExecuTorch export)
 def test_dense_part_for_executorch_equals_mmdet_and_whole_detector_is_refused(detector, coco,
                                                                                 tmp_path, capsys):
     """ExecuTorch gets the detector's dense part (backbone + FPN + RPN convs), equal to mmdet's

@@ -97,6 +97,7 @@ def test_killed_run_resumes_exactly_then_test(cls_setup, tmp_path):
     assert top1(mm_out.stdout + mm_out.stderr) == top1(pub_out.stdout + pub_out.stderr)
 
 
+@pytest.mark.slow  # ~100 s; the classifier's exact resume stays in the default suite
 def test_killed_detection_run_resumes_exactly(tmp_path):
     """The detection demo config (random flip, random RoI sampling, validation every epoch)."""
     make_coco(tmp_path / 'coco', num_train=8, num_val=2, image_size=128, seed=0)

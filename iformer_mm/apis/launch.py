@@ -159,9 +159,10 @@ def _cpu_process_group(cfg) -> Iterator[None]:
         dist.init_process_group(backend=cfg.env_cfg.dist_cfg.get('backend', 'gloo'))
     try:
         yield
+        if created:  # only on success: a rank that failed must not wait for the others
+            dist.barrier()
     finally:
         if created and dist.is_initialized():
-            dist.barrier()
             dist.destroy_process_group()
 
 
