@@ -128,6 +128,24 @@ def run_tool(*args, cwd: Path = REPO, threads: int = 1, check: bool = True,
     return proc
 
 
+def run_dist_tool(script: str, *args, port_base: int, timeout: float = 600
+                  ) -> subprocess.CompletedProcess:
+    """``bash tools/SCRIPT ARGS`` (dist_train.sh / dist_test.sh: torchrun, CPU processes) in
+    :func:`tool_env` with a port of its own, output captured. On timeout the whole process group
+    is killed: torchrun's ranks are not left behind waiting for each other."""
+    env = dict(tool_env(1), PORT=str(port_base + os.getpid() % 1000), PYTHON=PY)
+    argv = ['bash', f'tools/{script}', *map(str, args)]
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 # ----------------------------------------------------------------------------------------------
 # Weights by URL: a loopback HTTP server (nothing in the tests reaches the internet)
 # ----------------------------------------------------------------------------------------------

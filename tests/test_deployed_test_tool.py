@@ -18,11 +18,8 @@ a truncated file, a config of another task or variant, the runtime missing) is o
 nothing written.
 """
 import json
-import os
 import pickle
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -34,7 +31,7 @@ from iformer_mm.apis import launch
 from iformer_mm.deploy import cli
 from iformer_mm.utils.configs import load_config
 
-from .helpers import REPO, calibrate_bn, run_tool, tool_env, toolbox_test_tool
+from .helpers import REPO, calibrate_bn, run_dist_tool, run_tool, toolbox_test_tool
 from .test_deploy_detector import DET_CONFIG
 
 SEG_CONFIG = str(REPO / 'configs/segmentation/fpn_iformer-t_1xb8-800iter_shapes-128x128.py')
@@ -104,19 +101,12 @@ def test_dist_test_sh_on_an_artifact_equals_one_process(ade, seg_artifact, tmp_p
     options = ['--cfg-options', f'test_dataloader.dataset.data_root={ade}']
     one = run_tool('tools/test.py', SEG_CONFIG, seg_artifact, '--out', tmp_path / 'one_out',
                    '--work-dir', tmp_path / 'one', *options, threads=2)
-    env = dict(tool_env(1), PORT=str(29700 + os.getpid() % 1000), PYTHON=sys.executable)
-    proc = subprocess.Popen(['bash', 'tools/dist_test.sh', SEG_CONFIG, str(seg_artifact), '2',
-                             '--out', str(tmp_path / 'dist_out'), '--work-dir',
-                             str(tmp_path / 'dist'), *options], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=600)
-    except subprocess.TimeoutExpired:  # no orphaned ranks left behind
-        os.killpg(proc.pid, 9)
-        raise
-    assert proc.returncode == 0, err[-3000:]
-    assert abs(last_metrics(out + err)['mIoU'] - last_metrics(one.stdout + one.stderr)['mIoU']) < 1e-6
+    proc = run_dist_tool('dist_test.sh', SEG_CONFIG, seg_artifact, '2', '--out',
+                         tmp_path / 'dist_out', '--work-dir', tmp_path / 'dist', *options,
+                         port_base=29700)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert abs(last_metrics(proc.stdout + proc.stderr)['mIoU'] -
+               last_metrics(one.stdout + one.stderr)['mIoU']) < 1e-6
     from PIL import Image
     pngs = sorted((tmp_path / 'one_out').glob('*.png'))
     assert len(pngs) == 6

@@ -13,7 +13,7 @@ import torch
 from iformer_mm.models.backbones.iformer_keys import ours_to_official
 from demo.shapes import make_classification, make_coco
 
-from .helpers import PY, REPO, run_tool, tiny_cls_config, tiny_det_config, tool_env
+from .helpers import PY, REPO, run_dist_tool, run_tool, tiny_cls_config, tiny_det_config, tool_env
 
 ENV = tool_env(threads=1)
 
@@ -140,10 +140,8 @@ def test_tools_reject_bad_input(cls_setup, tmp_path, capsys):
 def test_dist_train_two_processes_on_cpu(cls_setup, tmp_path):
     root, cfg = cls_setup
     work = tmp_path / 'dist'
-    env = dict(ENV, PORT=str(29500 + os.getpid() % 1000), PYTHON=PY)
-    proc = subprocess.run(['bash', 'tools/dist_train.sh', str(cfg), '2', '--work-dir', str(work),
-                           '--cfg-options', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4'],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_dist_tool('dist_train.sh', cfg, '2', '--work-dir', work, '--cfg-options',
+                         'train_cfg.max_iters=4', 'train_cfg.val_interval=4', port_base=29500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert 'gloo' in log or "'backend': 'gloo'" in log
