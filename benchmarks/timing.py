@@ -137,18 +137,33 @@ class TimeLimitExceeded(BaseException):
 def time_limit(seconds: float) -> Iterator[None]:
     """Interrupt the block with :class:`TimeLimitExceeded` after ``seconds`` (main thread,
     POSIX). Elsewhere the block runs unlimited: the budget is then checked between settings only.
+
+    Why a timer thread and ``pthread_kill`` rather than ``setitimer``: a process-wide alarm is
+    delivered to whichever thread does not block it; when that is a runtime's worker thread
+    (ONNX Runtime, OpenVINO, gloo - all loaded in a test process) its system call returns EINTR
+    and some of them crash (a segmentation fault in CI). Sent to the main thread only, the
+    signal interrupts just the Python code this block runs.
     """
-    if (seconds <= 0 or not hasattr(signal, 'setitimer')
+    if (seconds <= 0 or not hasattr(signal, 'pthread_kill')
             or threading.current_thread() is not threading.main_thread()):
         yield
         return
 
+    armed = threading.Event()
+    armed.set()
+
     def _raise(signum, frame):
-        raise TimeLimitExceeded(f'time limit of {seconds:.0f} s exceeded')
+        if armed.is_set():
+            raise TimeLimitExceeded(f'time limit of {seconds:.0f} s exceeded')
+    main_thread = threading.main_thread().ident
+    timer = threading.Timer(seconds, signal.pthread_kill, args=(main_thread, signal.SIGALRM))
+    timer.daemon = True
     previous = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    timer.start()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        armed.clear()  # a signal already on its way is ignored rather than raised in here
+        timer.cancel()
+        timer.join()
         signal.signal(signal.SIGALRM, previous)
