@@ -138,11 +138,9 @@ def time_limit(seconds: float) -> Iterator[None]:
     """Interrupt the block with :class:`TimeLimitExceeded` after ``seconds`` (main thread,
     POSIX). Elsewhere the block runs unlimited: the budget is then checked between settings only.
 
-    Why a timer thread and ``pthread_kill`` rather than ``setitimer``: a process-wide alarm is
-    delivered to whichever thread does not block it; when that is a runtime's worker thread
-    (ONNX Runtime, OpenVINO, gloo - all loaded in a test process) its system call returns EINTR
-    and some of them crash (a segmentation fault in CI). Sent to the main thread only, the
-    signal interrupts just the Python code this block runs.
+    Why a timer thread and ``pthread_kill`` rather than ``setitimer``: a process-wide alarm goes
+    to whichever thread does not block it (the runtimes' worker threads included); addressed to
+    the main thread, it interrupts only the Python code this block runs.
     """
     if (seconds <= 0 or not hasattr(signal, 'pthread_kill')
             or threading.current_thread() is not threading.main_thread()):

@@ -117,7 +117,11 @@ class MultiLevelRoIAlign(nn.Module):
     """``SingleRoIExtractor`` + mmcv ``RoIAlign`` as torchvision ``roi_align`` (standard op).
 
     Every box is pooled from every level and the level mmdet maps it to is selected, so the
-    graph has no data-dependent scatter (4 levels x a few hundred boxes: cheap next to the heads).
+    graph has no data-dependent scatter. Why the other levels see a one-pixel box: with adaptive
+    sampling (``sampling_ratio=0``) a box costs samples in proportion to its area at that level's
+    resolution, so a large box pooled from the finest level and then discarded cost most of the
+    RoIAlign time. A one-pixel box costs one sample per bin; not an empty one, which OpenVINO's
+    ROIAlign turns into NaN (0/0) that the selection's multiply by zero would keep.
     """
 
     def __init__(self, extractor: nn.Module):
@@ -139,10 +143,12 @@ class MultiLevelRoIAlign(nn.Module):
         level = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
         level = level.clamp(min=0, max=len(self.scales) - 1)
         out = None
+        pixel = rois.new_tensor([0.0, 0.0, 0.0, 1.0, 1.0]).expand_as(rois)
         for i, spatial_scale in enumerate(self.scales):
-            pooled = roi_align(feats[i], rois, self.output_size, spatial_scale,
-                               self.sampling_ratio, self.aligned)
-            pick = (level == i).to(pooled.dtype).view(-1, 1, 1, 1)
+            mine = (level == i).view(-1, 1)
+            pooled = roi_align(feats[i], torch.where(mine, rois, pixel), self.output_size,
+                               spatial_scale, self.sampling_ratio, self.aligned)
+            pick = mine.to(pooled.dtype).view(-1, 1, 1, 1)
             out = pooled * pick if out is None else out + pooled * pick
         return out
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
 import os
 from typing import Dict, List, Optional
@@ -35,9 +36,23 @@ XML = 'model.xml'
 INFERENCE_PRECISION = {'fp32': 'f32', 'bf16': 'bf16', 'fp16': 'f16', 'int8': 'f32'}
 
 
-def cpu_has_bf16() -> bool:
+@functools.lru_cache(maxsize=None)
+def core():
+    """The process's one ``openvino.Core``.
+
+    Why one: each Core loads its own CPU plugin, which installs a new alternate signal stack on
+    the calling thread and puts the previous one back when it is destroyed (measured with
+    openvino 2026.4.1). Two Cores destroyed in the order they were made leave the main thread's
+    alternate stack pointing at freed memory, and the next Python signal handler (Ctrl-C, an
+    alarm) ends the process with a segmentation fault (it did so in CI). One Core that lives as
+    long as the process never nests.
+    """
     import openvino as ov
-    return 'BF16' in ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
+    return ov.Core()
+
+
+def cpu_has_bf16() -> bool:
+    return 'BF16' in core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
 
 
 def inference_precision(precision: str) -> str:
@@ -151,19 +166,17 @@ class OpenVinoTarget(Target):
         return facts
 
     def _compile(self, path: str, threads: Optional[int], precision: str, perf_count: bool = False):
-        import openvino as ov
         config = {'INFERENCE_PRECISION_HINT': inference_precision(precision),
                   'PERFORMANCE_HINT': 'LATENCY'}
         if threads:
             config['INFERENCE_NUM_THREADS'] = threads
         if perf_count:
             config['PERF_COUNT'] = True
-        core = ov.Core()
         try:
-            model = core.read_model(os.path.join(path, XML))
+            model = core().read_model(os.path.join(path, XML))
         except RuntimeError as e:
             raise load_error('openvino', path, e) from None
-        return core.compile_model(model, 'CPU', config)
+        return core().compile_model(model, 'CPU', config)
 
     def session(self, path: str, threads: Optional[int] = None, precision: str = 'fp32') -> Session:
         return _CompiledSession(self._compile(path, threads, precision),
