@@ -69,7 +69,7 @@ log "OpenMMLab toolboxes, timm, deployment runtimes"
 "${PIP[@]}" install -q "mmcv==$MMCV_VERSION" "mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2" \
     "mmpretrain==1.2.0" "timm>=1.0.31" "coremltools==9.0" "onnx==1.23.2" "onnxruntime==1.31.1" \
     "openvino==2026.4.1" "nncf==3.4.0" "executorch==1.5.1" "torchao==0.18.0" \
-    ftfy regex pycocotools "$SETUPTOOLS" pytest matplotlib
+    ftfy regex pycocotools "$SETUPTOOLS" pytest "pytest-xdist==3.8.0" matplotlib
 # openmim (`mim search iformer-mm`) is NOT installed: its dependency chain (opendatalab ->
 # openxlab) pins setuptools 60.2, packaging 24.2, requests 2.28, rich 13.4, tqdm, urllib3 1.26 and
 # filelock, i.e. it would downgrade this stack (pip install --dry-run openmim). For `mim search`
