@@ -264,6 +264,10 @@ def _dump(cfg, args) -> None:
                               'into a folder (as its own tools/test.py); give a folder')
         for evaluator in evaluators:
             evaluator.update(output_dir=args.out, keep_results=True)
+        # mmseg 1.2.2's IoUMetric creates output_dir on rank 0 only, while every rank writes its
+        # PNGs there: under tools/dist_test.sh a rank that got there first failed with
+        # FileNotFoundError (and rank 0 then waited in collect_results). Every rank makes it.
+        os.makedirs(args.out, exist_ok=True)
         return
     if not args.out.endswith(('.pkl', '.pickle')):
         raise LaunchError(f'--out must end with .pkl, got {args.out}')
