@@ -128,12 +128,12 @@ def run_tool(*args, cwd: Path = REPO, threads: int = 1, check: bool = True,
     return proc
 
 
-def run_dist_tool(script: str, *args, port_base: int, timeout: float = 600
-                  ) -> subprocess.CompletedProcess:
+def run_dist_tool(script: str, *args, timeout: float = 600) -> subprocess.CompletedProcess:
     """``bash tools/SCRIPT ARGS`` (dist_train.sh / dist_test.sh: torchrun, CPU processes) in
-    :func:`tool_env` with a port of its own, output captured. On timeout the whole process group
-    is killed: torchrun's ranks are not left behind waiting for each other."""
-    env = dict(tool_env(1), PORT=str(port_base + os.getpid() % 1000), PYTHON=PY)
+    :func:`tool_env` with a free port of its own (two test workers may run one each at once),
+    output captured. On timeout the whole process group is killed: torchrun's ranks are not left
+    behind waiting for each other."""
+    env = dict(tool_env(1), PORT=str(free_port()), PYTHON=PY)
     argv = ['bash', f'tools/{script}', *map(str, args)]
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -226,12 +226,16 @@ class LoopbackServer:
         self._httpd.server_close()
 
 
-def closed_port_url(name: str = 'iFormer_t.pth') -> str:
-    """A loopback URL where nothing listens (connection refused: the offline case)."""
+def free_port() -> int:
+    """A loopback port nothing listens on now (the kernel's choice, so parallel tests differ)."""
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    return f'http://127.0.0.1:{port}/{name}'
+        return s.getsockname()[1]
+
+
+def closed_port_url(name: str = 'iFormer_t.pth') -> str:
+    """A loopback URL where nothing listens (connection refused: the offline case)."""
+    return f'http://127.0.0.1:{free_port()}/{name}'
 
 
 # ----------------------------------------------------------------------------------------------

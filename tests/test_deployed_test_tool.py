@@ -102,8 +102,7 @@ def test_dist_test_sh_on_an_artifact_equals_one_process(ade, seg_artifact, tmp_p
     one = run_tool('tools/test.py', SEG_CONFIG, seg_artifact, '--out', tmp_path / 'one_out',
                    '--work-dir', tmp_path / 'one', *options, threads=2)
     proc = run_dist_tool('dist_test.sh', SEG_CONFIG, seg_artifact, '2', '--out',
-                         tmp_path / 'dist_out', '--work-dir', tmp_path / 'dist', *options,
-                         port_base=29700)
+                         tmp_path / 'dist_out', '--work-dir', tmp_path / 'dist', *options)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert abs(last_metrics(proc.stdout + proc.stderr)['mIoU'] -
                last_metrics(one.stdout + one.stderr)['mIoU']) < 1e-6

@@ -141,7 +141,7 @@ def test_dist_train_two_processes_on_cpu(cls_setup, tmp_path):
     root, cfg = cls_setup
     work = tmp_path / 'dist'
     proc = run_dist_tool('dist_train.sh', cfg, '2', '--work-dir', work, '--cfg-options',
-                         'train_cfg.max_iters=4', 'train_cfg.val_interval=4', port_base=29500)
+                         'train_cfg.max_iters=4', 'train_cfg.val_interval=4')
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert 'gloo' in log or "'backend': 'gloo'" in log
